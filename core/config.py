@@ -49,6 +49,8 @@ class Settings(BaseSettings):
     data_dir: Path = REPO_ROOT / "var"
     database_url: str = ""
     shared_dir: Path = REPO_ROOT.parent / "shared"
+    # Fernet keys for secrets at rest, comma-separated, newest first (empty: a key file in data_dir)
+    vault_keys: str = ""
     browser: BrowserSettings = Field(default_factory=BrowserSettings)
     sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
 

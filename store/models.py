@@ -1,0 +1,251 @@
+"""SQLAlchemy 2.x models. Every business row belongs to an organization (tenant).
+
+Amounts are integer cents. Times are timezone-aware UTC. PHI columns (member ids) are never logged;
+secrets (portal passwords, TOTP secrets, saved browser sessions) are only stored encrypted (store/vault.py).
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Organization(Base):
+    __tablename__ = "organizations"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    external_id: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Payer(Base):
+    """A payer and its playbook (each figure keeps its source; an administrator may override it)."""
+
+    __tablename__ = "payers"
+    __table_args__ = (UniqueConstraint("org_id", "key"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organizations.id"), index=True)
+    key: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str] = mapped_column(String(200))
+    portal_key: Mapped[str] = mapped_column(String(64))
+    appeal_window_days: Mapped[int | None] = mapped_column(Integer)
+    timely_filing_days: Mapped[int | None] = mapped_column(Integer)
+    typical_days_to_pay: Mapped[int] = mapped_column(Integer, default=30)
+    appeal_channel: Mapped[str | None] = mapped_column(String(32))  # portal | fax | mail
+    playbook_source: Mapped[str | None] = mapped_column(Text)
+    notes: Mapped[str | None] = mapped_column(Text)
+
+
+class Provider(Base):
+    __tablename__ = "providers"
+    __table_args__ = (UniqueConstraint("org_id", "npi"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organizations.id"), index=True)
+    npi: Mapped[str] = mapped_column(String(10))
+    name: Mapped[str] = mapped_column(String(200))
+
+
+class PortalAccount(Base):
+    """A login on a payer portal. Credentials and the saved browser session are encrypted (vault)."""
+
+    __tablename__ = "portal_accounts"
+    __table_args__ = (UniqueConstraint("org_id", "portal_key", "username"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organizations.id"), index=True)
+    portal_key: Mapped[str] = mapped_column(String(64))
+    base_url: Mapped[str] = mapped_column(String(500))
+    username: Mapped[str] = mapped_column(String(200))
+    secret_ciphertext: Mapped[bytes] = mapped_column(LargeBinary)  # {"password", "totp_secret"}
+    storage_state_ciphertext: Mapped[bytes | None] = mapped_column(LargeBinary)
+    # active | needs_attention | disabled
+    status: Mapped[str] = mapped_column(String(32), default="active")
+    attention_reason: Mapped[str | None] = mapped_column(Text)
+    last_login_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_success_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_failed_login_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Claim(Base):
+    __tablename__ = "claims"
+    __table_args__ = (
+        UniqueConstraint("org_id", "external_id"),
+        Index("ix_claims_due", "org_id", "finalized", "next_check_at"),
+        Index("ix_claims_payer_claim_number", "org_id", "payer_claim_number"),
+    )
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organizations.id"))
+    payer_id: Mapped[int] = mapped_column(ForeignKey("payers.id"), index=True)
+    provider_id: Mapped[int | None] = mapped_column(ForeignKey("providers.id"))
+    external_id: Mapped[str] = mapped_column(String(64))  # the PMS's claim id / patient control number
+    payer_claim_number: Mapped[str | None] = mapped_column(String(64))
+    member_id: Mapped[str] = mapped_column(String(64))  # PHI
+    billing_npi: Mapped[str] = mapped_column(String(10))
+    dos_from: Mapped[date] = mapped_column(Date)
+    dos_to: Mapped[date] = mapped_column(Date)
+    billed_cents: Mapped[int] = mapped_column(BigInteger)
+    submitted_on: Mapped[date] = mapped_column(Date)
+    status_category: Mapped[str | None] = mapped_column(String(4))
+    status_code: Mapped[str | None] = mapped_column(String(8))
+    finalized: Mapped[bool] = mapped_column(Boolean, default=False)
+    appeal_open: Mapped[bool] = mapped_column(Boolean, default=False)
+    fresh_as_of: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_checked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    next_check_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    lines: Mapped[list[ClaimLine]] = relationship(back_populates="claim", order_by="ClaimLine.line_no",
+                                                  cascade="all, delete-orphan")
+
+
+class ClaimLine(Base):
+    __tablename__ = "claim_lines"
+    __table_args__ = (UniqueConstraint("claim_id", "line_no"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    claim_id: Mapped[int] = mapped_column(ForeignKey("claims.id"))
+    line_no: Mapped[int] = mapped_column(Integer)
+    cpt: Mapped[str] = mapped_column(String(8))
+    modifiers: Mapped[list] = mapped_column(JSON, default=list)
+    units: Mapped[int] = mapped_column(Integer, default=1)
+    billed_cents: Mapped[int] = mapped_column(BigInteger)
+    allowed_cents: Mapped[int | None] = mapped_column(BigInteger)
+    paid_cents: Mapped[int | None] = mapped_column(BigInteger)
+    claim: Mapped[Claim] = relationship(back_populates="lines")
+
+
+class StatusObservation(Base):
+    """Every check of a claim, kept as history: what was read, where, when, with which evidence."""
+
+    __tablename__ = "status_observations"
+    __table_args__ = (Index("ix_observations_claim", "claim_id", "observed_at"),)
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organizations.id"))
+    claim_id: Mapped[int] = mapped_column(ForeignKey("claims.id"))
+    observed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    source: Mapped[str] = mapped_column(String(64))  # portal key
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("portal_accounts.id"))
+    sweep_run_id: Mapped[int | None] = mapped_column(ForeignKey("sweep_runs.id"))
+    status_category: Mapped[str] = mapped_column(String(4))
+    status_code: Mapped[str | None] = mapped_column(String(8))
+    raw_label: Mapped[str | None] = mapped_column(Text)
+    fingerprint: Mapped[str] = mapped_column(String(64))  # hash of the normalized result
+    changed: Mapped[bool] = mapped_column(Boolean)
+    result: Mapped[dict] = mapped_column(JSON)  # the normalized result as read
+    evidence_ref: Mapped[str | None] = mapped_column(String(128))
+
+
+class StatusTransition(Base):
+    __tablename__ = "status_transitions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organizations.id"))
+    claim_id: Mapped[int] = mapped_column(ForeignKey("claims.id"), index=True)
+    observation_id: Mapped[int] = mapped_column(ForeignKey("status_observations.id"))
+    from_category: Mapped[str | None] = mapped_column(String(4))
+    from_code: Mapped[str | None] = mapped_column(String(8))
+    to_category: Mapped[str] = mapped_column(String(4))
+    to_code: Mapped[str | None] = mapped_column(String(8))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Adjustment(Base):
+    """The claim's current adjustments (replaced when a check reads different ones)."""
+
+    __tablename__ = "adjustments"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organizations.id"))
+    claim_id: Mapped[int] = mapped_column(ForeignKey("claims.id"), index=True)
+    observation_id: Mapped[int] = mapped_column(ForeignKey("status_observations.id"))
+    line_no: Mapped[int | None] = mapped_column(Integer)
+    group_code: Mapped[str] = mapped_column(String(2))
+    carc: Mapped[str] = mapped_column(String(8))
+    amount_cents: Mapped[int] = mapped_column(BigInteger)
+    rarcs: Mapped[list] = mapped_column(JSON, default=list)
+
+
+class Denial(Base):
+    """A denial (adjudicated, CARC) or a rejection (front-end, never adjudicated): separate workflows.
+
+    One row per claim x line x group x reason; re-reading the same denial only moves last_seen_at.
+    """
+
+    __tablename__ = "denials"
+    __table_args__ = (UniqueConstraint("claim_id", "line_key", "kind", "group_code", "reason_code"),
+                      Index("ix_denials_open", "org_id", "open"))
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organizations.id"))
+    claim_id: Mapped[int] = mapped_column(ForeignKey("claims.id"))
+    line_key: Mapped[int] = mapped_column(Integer)  # line number, 0 = whole claim
+    kind: Mapped[str] = mapped_column(String(16))  # denial | rejection
+    group_code: Mapped[str] = mapped_column(String(2))  # "" for rejections
+    reason_code: Mapped[str] = mapped_column(String(16))  # CARC, or 277 status code for rejections
+    rarcs: Mapped[list] = mapped_column(JSON, default=list)
+    amount_cents: Mapped[int] = mapped_column(BigInteger, default=0)
+    reason_text: Mapped[str | None] = mapped_column(Text)
+    first_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    open: Mapped[bool] = mapped_column(Boolean, default=True)
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class SweepRun(Base):
+    __tablename__ = "sweep_runs"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    org_id: Mapped[int | None] = mapped_column(ForeignKey("organizations.id"))
+    portal_key: Mapped[str | None] = mapped_column(String(64))
+    trigger: Mapped[str] = mapped_column(String(32))  # schedule | on_demand | cli
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    status: Mapped[str] = mapped_column(String(32), default="running")
+    counts: Mapped[dict] = mapped_column(JSON, default=dict)
+
+
+class OutboxEvent(Base):
+    """Events written in the same transaction as the change they describe (webhooks read from here)."""
+
+    __tablename__ = "outbox_events"
+    __table_args__ = (Index("ix_outbox_pending", "delivered_at", "id"),)
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(40), unique=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organizations.id"))
+    event_type: Mapped[str] = mapped_column(String(64))
+    aggregate_key: Mapped[str] = mapped_column(String(64))  # ordering key, e.g. "claim:123"
+    payload: Mapped[dict] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class CarcCode(Base):
+    __tablename__ = "code_carc"
+    code: Mapped[str] = mapped_column(String(8), primary_key=True)
+    description: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16))
+
+
+class RarcCode(Base):
+    __tablename__ = "code_rarc"
+    code: Mapped[str] = mapped_column(String(8), primary_key=True)
+    description: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16))
+
+
+class StatusCategoryCode(Base):
+    __tablename__ = "code_status_category"
+    code: Mapped[str] = mapped_column(String(4), primary_key=True)
+    description: Mapped[str] = mapped_column(Text)

@@ -1,0 +1,227 @@
+"""Claims repository: intake, which claims are due, and recording what a check read.
+
+Recording rules (DESIGN §5): every check is an observation (history); a changed status is a recorded
+transition; re-reading an unchanged claim never duplicates a denial; rejections (front-end, never
+adjudicated) and denials (adjudicated, CARC) are separate kinds from the moment they are seen; CO-45 and
+PR-1/2/3 are normal adjudication, not denials. Events go to the outbox in the same transaction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from portals.base import ClaimStatusResult
+from store import codes
+from store.models import (
+    Adjustment,
+    CarcCode,
+    Claim,
+    ClaimLine,
+    Denial,
+    Organization,
+    OutboxEvent,
+    Payer,
+    RarcCode,
+    StatusCategoryCode,
+    StatusObservation,
+    StatusTransition,
+)
+
+# Adjustments that are normal adjudication, never denials (group, CARC).
+NORMAL_ADJUSTMENTS = frozenset({("CO", "45"), ("PR", "1"), ("PR", "2"), ("PR", "3")})
+
+
+def cents(d: Decimal | None) -> int | None:
+    return None if d is None else int((d * 100).to_integral_value())
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def as_utc(dt: datetime | None) -> datetime | None:
+    """SQLite returns naive datetimes; everything we store is UTC."""
+    if dt is None or dt.tzinfo is not None:
+        return dt
+    return dt.replace(tzinfo=UTC)
+
+
+def load_code_tables(s: Session) -> None:
+    """Load the shipped CARC/RARC/277-category lists into the database (idempotent)."""
+    if s.scalar(select(CarcCode.code).limit(1)) is None:
+        s.add_all(CarcCode(code=k, description=v["description"], status=v["status"])
+                  for k, v in codes.carc().items())
+        s.add_all(RarcCode(code=k, description=v["description"], status=v["status"])
+                  for k, v in codes.rarc().items())
+        s.add_all(StatusCategoryCode(code=k, description=v) for k, v in codes.status_categories().items())
+
+
+def emit(s: Session, org_id: int, event_type: str, aggregate_key: str, payload: dict) -> OutboxEvent:
+    ev = OutboxEvent(event_id=f"evt_{uuid.uuid4().hex}", org_id=org_id, event_type=event_type,
+                     aggregate_key=aggregate_key, payload=payload, created_at=utcnow())
+    s.add(ev)
+    return ev
+
+
+def claims_due(s: Session, *, now: datetime, org_id: int | None = None, payer_ids: list[int] | None = None,
+               limit: int | None = None) -> list[Claim]:
+    """Claims whose next check time has come: not finalized (or finalized with an appeal open)."""
+    q = select(Claim).where(Claim.next_check_at.is_not(None), Claim.next_check_at <= now)
+    if org_id is not None:
+        q = q.where(Claim.org_id == org_id)
+    if payer_ids is not None:
+        q = q.where(Claim.payer_id.in_(payer_ids))
+    q = q.order_by(Claim.next_check_at, Claim.id)
+    if limit:
+        q = q.limit(limit)
+    return list(s.scalars(q))
+
+
+def first_check_at(submitted_on: date, payer: Payer) -> datetime:
+    """A new claim is first checked once the payer's typical days to respond have passed."""
+    d = submitted_on + timedelta(days=payer.typical_days_to_pay)
+    return datetime(d.year, d.month, d.day, tzinfo=UTC)
+
+
+def fingerprint(r: ClaimStatusResult) -> str:
+    body = r.model_dump(mode="json", exclude={"observed_at", "evidence_ref", "raw", "raw_label", "claim_ref",
+                                               "shown_member_id", "shown_dos_from"})
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+def denial_keys(r: ClaimStatusResult) -> dict[tuple, dict]:
+    """(line_key, kind, group, reason) -> details, for everything in `r` that is a denial or rejection."""
+    out: dict[tuple, dict] = {}
+    if r.is_rejection:
+        out[(0, "rejection", "", r.status_code or r.status_category)] = {
+            "rarcs": [], "amount": cents(r.billed) or 0, "text": r.rejection_reason}
+        return out
+    for line in r.lines:
+        for a in line.adjustments:
+            if (a.group, a.carc) in NORMAL_ADJUSTMENTS:
+                continue
+            key = (line.line_no, "denial", a.group, a.carc)
+            prev = out.get(key)
+            amount = (prev["amount"] if prev else 0) + (cents(a.amount) or 0)
+            out[key] = {"rarcs": sorted(set(line.rarcs)), "amount": amount, "text": a.raw}
+    return out
+
+
+@dataclass
+class RecordOutcome:
+    observation_id: int
+    changed: bool
+    transition: tuple[str | None, str] | None = None
+    new_denials: list[int] = field(default_factory=list)
+    resolved_denials: list[int] = field(default_factory=list)
+
+
+def record_result(s: Session, claim: Claim, r: ClaimStatusResult, *, account_id: int | None = None,
+                  sweep_run_id: int | None = None, recheck_hours: float = 24) -> RecordOutcome:
+    """Store one check of `claim`. The caller commits (one transaction with the outbox events)."""
+    fp = fingerprint(r)
+    last = s.scalar(select(StatusObservation.fingerprint).where(StatusObservation.claim_id == claim.id)
+                    .order_by(StatusObservation.id.desc()).limit(1))
+    changed = last != fp
+    obs = StatusObservation(
+        org_id=claim.org_id, claim_id=claim.id, observed_at=r.observed_at, source=r.portal_key,
+        account_id=account_id, sweep_run_id=sweep_run_id, status_category=r.status_category,
+        status_code=r.status_code, raw_label=r.raw_label, fingerprint=fp, changed=changed,
+        result=r.model_dump(mode="json", exclude={"shown_member_id"}), evidence_ref=r.evidence_ref)
+    s.add(obs)
+    s.flush()
+    out = RecordOutcome(observation_id=obs.id, changed=changed)
+    key = f"claim:{claim.id}"
+
+    if (claim.status_category, claim.status_code) != (r.status_category, r.status_code):
+        s.add(StatusTransition(org_id=claim.org_id, claim_id=claim.id, observation_id=obs.id,
+                               from_category=claim.status_category, from_code=claim.status_code,
+                               to_category=r.status_category, to_code=r.status_code, at=r.observed_at))
+        emit(s, claim.org_id, "claim.status_changed", key, {
+            "claim": claim.external_id, "from": claim.status_category, "to": r.status_category,
+            "status_code": r.status_code, "observed_at": r.observed_at.isoformat()})
+        out.transition = (claim.status_category, r.status_category)
+
+    claim.status_category, claim.status_code = r.status_category, r.status_code
+    claim.finalized = r.finalized
+    if r.payer_claim_number:
+        claim.payer_claim_number = r.payer_claim_number
+    claim.fresh_as_of = r.observed_at
+    claim.last_checked_at = r.observed_at
+    claim.next_check_at = (None if claim.finalized and not claim.appeal_open
+                           else r.observed_at + timedelta(hours=recheck_hours))
+
+    if changed:
+        s.execute(delete(Adjustment).where(Adjustment.claim_id == claim.id))
+        for line in r.lines:
+            for a in line.adjustments:
+                s.add(Adjustment(org_id=claim.org_id, claim_id=claim.id, observation_id=obs.id,
+                                 line_no=line.line_no, group_code=a.group, carc=a.carc,
+                                 amount_cents=cents(a.amount), rarcs=list(line.rarcs)))
+        by_no = {ln.line_no: ln for ln in claim.lines}
+        for line in r.lines:
+            if line.line_no in by_no:
+                by_no[line.line_no].allowed_cents = cents(line.allowed)
+                by_no[line.line_no].paid_cents = cents(line.paid)
+
+    seen = denial_keys(r)
+    existing = {(d.line_key, d.kind, d.group_code, d.reason_code): d
+                for d in s.scalars(select(Denial).where(Denial.claim_id == claim.id))}
+    for k, info in seen.items():
+        d = existing.get(k)
+        if d is None:
+            d = Denial(org_id=claim.org_id, claim_id=claim.id, line_key=k[0], kind=k[1], group_code=k[2],
+                       reason_code=k[3], rarcs=info["rarcs"], amount_cents=info["amount"],
+                       reason_text=info["text"], first_seen_at=r.observed_at, last_seen_at=r.observed_at)
+            s.add(d)
+            s.flush()
+            out.new_denials.append(d.id)
+            emit(s, claim.org_id, f"{k[1]}.created", key, {
+                "claim": claim.external_id, "denial_id": d.id, "line": k[0], "group": k[2], "reason": k[3],
+                "rarcs": info["rarcs"], "amount": str(Decimal(info["amount"]) / 100)})
+        else:
+            d.last_seen_at = r.observed_at
+            d.amount_cents = info["amount"]
+            if not d.open:  # the same denial came back (e.g. re-denied): reopen, no duplicate row
+                d.open, d.closed_at = True, None
+    for k, d in existing.items():
+        if k not in seen and d.open:
+            d.open, d.closed_at = False, r.observed_at
+            out.resolved_denials.append(d.id)
+            emit(s, claim.org_id, f"{d.kind}.resolved", key, {"claim": claim.external_id, "denial_id": d.id})
+    return out
+
+
+def get_or_create_org(s: Session, external_id: str, name: str) -> Organization:
+    org = s.scalar(select(Organization).where(Organization.external_id == external_id))
+    if org is None:
+        org = Organization(external_id=external_id, name=name, created_at=utcnow())
+        s.add(org)
+        s.flush()
+    return org
+
+
+def add_claim(s: Session, *, org: Organization, payer: Payer, external_id: str, member_id: str,
+              billing_npi: str, dos_from: date, dos_to: date, submitted_on: date,
+              lines: list[dict], payer_claim_number: str | None = None) -> Claim:
+    """Intake of a claim to track (idempotent on (org, external_id): an existing claim is returned)."""
+    existing = s.scalar(select(Claim).where(Claim.org_id == org.id, Claim.external_id == external_id))
+    if existing is not None:
+        return existing
+    c = Claim(org_id=org.id, payer_id=payer.id, external_id=external_id, member_id=member_id,
+              billing_npi=billing_npi, dos_from=dos_from, dos_to=dos_to, submitted_on=submitted_on,
+              payer_claim_number=payer_claim_number, billed_cents=sum(ln["billed_cents"] for ln in lines),
+              next_check_at=first_check_at(submitted_on, payer))
+    c.lines = [ClaimLine(line_no=ln["line_no"], cpt=ln["cpt"], modifiers=ln.get("modifiers", []),
+                         units=ln.get("units", 1), billed_cents=ln["billed_cents"]) for ln in lines]
+    s.add(c)
+    s.flush()
+    return c
