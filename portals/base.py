@@ -192,8 +192,13 @@ class PortalAdapter(Protocol):
     key: ClassVar[str]
     capabilities: ClassVar[frozenset[Capability]]
     allowed_writes: ClassVar[tuple[RequestPattern, ...]]
+    max_in_flight: ClassVar[int]  # lookups one logged-in session can have in flight
 
     async def login(self, session: Any, creds: Credentials) -> None: ...
+
+    async def verify(self, session: Any) -> bool:
+        """True when a restored session is still logged in (checked before trusting saved state)."""
+        ...
 
     async def claim_status(self, session: Any, q: ClaimQuery) -> ClaimStatusResult: ...
 

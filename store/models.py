@@ -111,6 +111,7 @@ class Claim(Base):
     fresh_as_of: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_checked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     next_check_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_error: Mapped[str | None] = mapped_column(String(64))  # error type of the last failed check
     lines: Mapped[list[ClaimLine]] = relationship(back_populates="claim", order_by="ClaimLine.line_no",
                                                   cascade="all, delete-orphan")
 
@@ -249,3 +250,39 @@ class StatusCategoryCode(Base):
     __tablename__ = "code_status_category"
     code: Mapped[str] = mapped_column(String(4), primary_key=True)
     description: Mapped[str] = mapped_column(Text)
+
+
+class Evidence(Base):
+    """A page as read (HTML + screenshot), encrypted on disk; the row keeps hashes and where it is."""
+
+    __tablename__ = "evidence"
+    __table_args__ = (Index("ix_evidence_claim", "claim_id", "observed_at"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ref: Mapped[str] = mapped_column(String(64), unique=True)
+    org_id: Mapped[int | None] = mapped_column(ForeignKey("organizations.id"))
+    claim_id: Mapped[int | None] = mapped_column(ForeignKey("claims.id"))
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("portal_accounts.id"))
+    portal_key: Mapped[str] = mapped_column(String(64))
+    observed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    kind: Mapped[str] = mapped_column(String(32))  # failure | status_change
+    reason: Mapped[str | None] = mapped_column(Text)
+    url_path: Mapped[str | None] = mapped_column(String(500))
+    html_sha256: Mapped[str] = mapped_column(String(64))
+    png_sha256: Mapped[str] = mapped_column(String(64))
+    blob_path: Mapped[str] = mapped_column(String(500))
+
+
+class CheckFailure(Base):
+    """A due claim that could not be checked in a sweep, with the reason (it stays due: retried next sweep)."""
+
+    __tablename__ = "check_failures"
+    __table_args__ = (Index("ix_check_failures_claim", "claim_id", "at"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organizations.id"))
+    claim_id: Mapped[int] = mapped_column(ForeignKey("claims.id"))
+    sweep_run_id: Mapped[int | None] = mapped_column(ForeignKey("sweep_runs.id"))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    error_type: Mapped[str] = mapped_column(String(64))
+    message: Mapped[str] = mapped_column(Text)
+    retryable: Mapped[bool] = mapped_column(Boolean)
+    evidence_ref: Mapped[str | None] = mapped_column(String(64))

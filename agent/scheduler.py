@@ -1,0 +1,54 @@
+"""APScheduler 3.x wiring. Schedules are data (settings today; rows later) registered at start with
+replace_existing, coalesce and an explicit misfire grace (DESIGN §9); the job store is persistent, in the
+same database. Exactly one scheduler process may use a job store."""
+
+from __future__ import annotations
+
+import asyncio
+
+import structlog
+from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.cron import CronTrigger
+
+from core.config import get_settings
+
+log = structlog.get_logger("portal_agent.scheduler")
+
+
+async def scheduled_sweep(portal_key: str | None = None) -> None:
+    """The job: a textual reference (agent.scheduler:scheduled_sweep), so the job store can persist it."""
+    from agent.runtime import Runtime
+
+    rt = Runtime.start(get_settings())
+    try:
+        summary = await rt.runner().sweep(portal_key=portal_key, trigger="schedule")
+        log.info("scheduled_sweep.done", run_id=summary.run_id, checked=summary.counts["checked"],
+                 failed=summary.counts["failed"])
+    finally:
+        await rt.aclose()
+
+
+def build_scheduler(database_url: str, schedules: dict[str, str], misfire_grace_s: int = 3600) -> AsyncIOScheduler:
+    """schedules: job id -> crontab ('0 2 * * *'); job id 'sweep:<portal or all>:<name>'."""
+    sched = AsyncIOScheduler(jobstores={"default": SQLAlchemyJobStore(url=database_url,
+                                                                      tablename="apscheduler_jobs")},
+                             job_defaults={"coalesce": True, "max_instances": 1,
+                                           "misfire_grace_time": misfire_grace_s},
+                             timezone="UTC")
+    for job_id, cron in schedules.items():
+        portal = job_id.split(":")[1]
+        sched.add_job("agent.scheduler:scheduled_sweep", CronTrigger.from_crontab(cron, timezone="UTC"),
+                      id=job_id, kwargs={"portal_key": None if portal == "all" else portal},
+                      replace_existing=True)
+    return sched
+
+
+async def serve_forever(database_url: str, schedules: dict[str, str]) -> None:
+    sched = build_scheduler(database_url, schedules)
+    sched.start()
+    log.info("scheduler.started", jobs=[j.id for j in sched.get_jobs()])
+    try:
+        await asyncio.Event().wait()
+    finally:
+        sched.shutdown(wait=False)

@@ -1,0 +1,136 @@
+"""The demo's glue: run the sandbox as a subprocess, onboard its world as a PMS would (organizations,
+payers, providers, claims to track, portal accounts), and compare a sweep's findings with the sandbox's
+ground truth. Talks to the sandbox only over HTTP (its control API), never by importing it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+from datetime import date
+from pathlib import Path
+
+import httpx
+from sqlalchemy import select
+
+from portals.base import Credentials
+from store import accounts as acct_repo
+from store import repo
+from store.models import Claim, Denial, Payer
+
+REPO = Path(__file__).resolve().parent.parent
+
+# Playbook defaults for the sandbox's fictional payers (days), by archetype. Real payers' figures, with
+# sources, live in shared/data/payers/payer_deadlines.csv and arrive with the denial-workflow issue.
+PLAYBOOK = {
+    "commercial": (180, 90, "portal"),
+    "clearinghouse": (180, 180, "portal"),
+    "medicaid": (90, 365, "mail"),
+}
+
+
+class SandboxProcess:
+    def __init__(self, size: int = 500, seed: int = 7, profile: str = "off", accounts: int = 4,
+                 port_base: int = 0) -> None:
+        self.args = [sys.executable, "-m", "fixtures", "--port-base", str(port_base), "--json",
+                     "--size", str(size), "--seed", str(seed), "--profile", profile, "--accounts", str(accounts)]
+        self.proc: subprocess.Popen | None = None
+        self.urls: dict[str, str] = {}
+
+    def __enter__(self) -> SandboxProcess:
+        self.proc = subprocess.Popen(self.args, cwd=REPO, stdout=subprocess.PIPE, text=True)
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError("the sandbox did not start")
+        self.urls = json.loads(line)["urls"]
+        self.control = httpx.Client(base_url=self.urls["control"], timeout=120)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.control.close()
+        if self.proc:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+def _knows_claim_number(claim_id: str) -> bool:
+    """The PMS knows the payer claim number (from the 277CA/ERA) for most claims, not all."""
+    return hashlib.sha256(claim_id.encode()).digest()[0] < 180
+
+
+def onboard(Session, vault, control: httpx.Client, urls: dict[str, str]) -> dict:
+    gt = control.get("/control/ground-truth").json()
+    accounts = control.get("/control/accounts").json()
+    counts = {"claims": 0, "accounts": 0}
+    with Session() as s:
+        orgs = {o["id"]: repo.get_or_create_org(s, o["id"], o["name"]) for o in gt["organizations"]}
+        payers: dict[tuple[str, str], Payer] = {}
+        for org_key, org in orgs.items():
+            for p in gt["payers"]:
+                appeal, tf, channel = PLAYBOOK[p["portal"]]
+                row = s.scalar(select(Payer).where(Payer.org_id == org.id, Payer.key == p["id"]))
+                if row is None:
+                    row = Payer(org_id=org.id, key=p["id"], name=p["name"], portal_key=p["portal"],
+                                appeal_window_days=appeal, timely_filing_days=tf, appeal_channel=channel,
+                                typical_days_to_pay=p["typical_days_to_pay"],
+                                playbook_source="sandbox default for its archetype")
+                    s.add(row)
+                    s.flush()
+                payers[(org_key, p["id"])] = row
+        npi_org = {p["npi"]: p["org_id"] for p in gt["providers"]}
+        for c in gt["claims"]:
+            if not c["visible"]:
+                continue  # not submitted yet on the sandbox clock: the PMS has not sent it
+            org_key = npi_org[c["billing_npi"]]
+            known = c["payer_claim_number"] if _knows_claim_number(c["claim_id"]) else None
+            repo.add_claim(
+                s, org=orgs[org_key], payer=payers[(org_key, c["payer_id"])], external_id=c["pcn"],
+                member_id=c["member_id"], billing_npi=c["billing_npi"], dos_from=date.fromisoformat(c["dos_from"]),
+                dos_to=date.fromisoformat(c["dos_to"]), submitted_on=date.fromisoformat(c["submitted"]),
+                payer_claim_number=known,
+                lines=[{"line_no": ln["line_no"], "cpt": ln["cpt"], "modifiers": ln["modifiers"],
+                        "units": ln["units"], "billed_cents": int(ln["billed"].replace(".", ""))}
+                       for ln in c["lines"]])
+            counts["claims"] += 1
+        # one portal account per organization and portal (one login per account)
+        for portal in ("clearinghouse", "commercial", "medicaid"):
+            mine = [a for a in accounts if a["portal"] == portal]
+            for i, org in enumerate(orgs.values()):
+                a = mine[i % len(mine)]
+                acct_repo.upsert_account(s, vault, org_id=org.id, portal_key=portal, base_url=urls[portal],
+                                         creds=Credentials(username=a["username"], password=a["password"],
+                                                           totp_secret=a["totp_secret"]))
+                counts["accounts"] += 1
+        s.commit()
+    return counts
+
+
+def compare_with_truth(Session, control: httpx.Client) -> dict:
+    """What the sweep stored vs what the sandbox says: statuses, denied claims and their CARCs."""
+    gt = {c["pcn"]: c for c in control.get("/control/ground-truth").json()["claims"] if c["visible"]}
+    with Session() as s:
+        claims = {c.external_id: c for c in s.scalars(select(Claim))}
+        denials = list(s.scalars(select(Denial).where(Denial.kind == "denial", Denial.open.is_(True))))
+    by_id = {c.id: c.external_id for c in claims.values()}
+    checked = [k for k, c in claims.items() if c.status_category]
+    status_ok = sum(1 for k in checked if claims[k].status_category == gt[k]["status_category"]
+                    and claims[k].status_code == gt[k]["status_code"])
+    truth_denied = {k: set(v["denial_carcs"]) for k, v in gt.items() if v.get("denial_carcs")}
+    found: dict[str, set] = {}
+    for d in denials:
+        found.setdefault(by_id[d.claim_id], set()).add(d.reason_code)
+    truth_checked = {k: v for k, v in truth_denied.items() if k in checked}
+    return {
+        "claims": len(claims),
+        "checked": len(checked),
+        "status_matches": status_ok,
+        "truth_denied_claims": len(truth_checked),
+        "found_denied_claims": len(found),
+        "carc_sets_match": found == truth_checked,
+        "truth_carcs": sorted({x for v in truth_checked.values() for x in v}),
+        "found_carcs": sorted({x for v in found.values() for x in v}),
+    }
