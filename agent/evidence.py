@@ -8,10 +8,8 @@ import secrets
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
-
 from agent.browser import Capture
+from store import repo
 from store.models import Evidence
 from store.vault import Vault
 
@@ -21,7 +19,7 @@ class EvidenceStore:
         self.root = root
         self.vault = vault
 
-    def save(self, s: Session, cap: Capture, *, portal_key: str, kind: str, org_id: int | None = None,
+    def save(self, s, cap: Capture, *, portal_key: str, kind: str, org_id: int | None = None,
              claim_id: int | None = None, account_id: int | None = None) -> Evidence:
         ref = f"ev_{secrets.token_hex(12)}"
         day = cap.taken_at.strftime("%Y%m%d")
@@ -41,10 +39,10 @@ class EvidenceStore:
         data = self.vault.decrypt_json((self.root / row.blob_path).read_bytes())
         return data["html"], base64.b64decode(data["png"])
 
-    def purge(self, s: Session, retention_days: int, now: datetime | None = None) -> int:
+    def purge(self, s, retention_days: int, now: datetime | None = None) -> int:
         """Delete evidence older than the retention period (files and rows)."""
         cutoff = (now or datetime.now(UTC)) - timedelta(days=retention_days)
-        rows = list(s.scalars(select(Evidence).where(Evidence.observed_at < cutoff)))
+        rows = repo.evidence_older_than(s, cutoff)
         for row in rows:
             (self.root / row.blob_path).unlink(missing_ok=True)
             s.delete(row)

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import Engine
-from sqlalchemy.orm import Session, sessionmaker
-
 from agent.browser import BrowserPool
 from agent.evidence import EvidenceStore
 from agent.sweep import SweepRunner
@@ -20,8 +17,8 @@ from store.vault import Vault
 @dataclass
 class Runtime:
     settings: Settings
-    engine: Engine
-    Session: sessionmaker[Session]
+    engine: object
+    Session: object  # sessionmaker
     vault: Vault
     evidence: EvidenceStore
     pool: BrowserPool

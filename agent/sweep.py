@@ -16,8 +16,6 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import structlog
-from sqlalchemy import select
-from sqlalchemy.orm import Session, sessionmaker
 
 from agent.browser import BrowserPool, BrowserSession
 from agent.evidence import EvidenceStore
@@ -38,7 +36,7 @@ from portals.base import (
 )
 from store import accounts as acct_repo
 from store import repo
-from store.models import CheckFailure, Claim, Organization, Payer, PortalAccount, SweepRun
+from store.models import CheckFailure, Claim, PortalAccount, SweepRun
 
 log = structlog.get_logger("portal_agent.sweep")
 
@@ -66,7 +64,7 @@ class _Job:
 
 
 class SweepRunner:
-    def __init__(self, settings: Settings, Session: sessionmaker[Session], pool: BrowserPool,
+    def __init__(self, settings: Settings, Session, pool: BrowserPool,
                  evidence: EvidenceStore, vault, clock: Callable[[], datetime] = _now,
                  adapters: dict[str, type] | None = None) -> None:
         self.settings = settings
@@ -79,17 +77,17 @@ class SweepRunner:
         self.guard = LockoutGuard(window=_minutes(settings.lockout_window_minutes), clock=clock)
 
     # ------------------------------------------------------------------ planning
-    def _plan(self, s: Session, portal_key: str | None, claim_ids: list[int] | None
+    def _plan(self, s, portal_key: str | None, claim_ids: list[int] | None
               ) -> list[tuple[PortalAccount, list[_Job]]]:
         now = self.clock()
         if claim_ids is not None:
-            claims = list(s.scalars(select(Claim).where(Claim.id.in_(claim_ids)).order_by(Claim.id)))
+            claims = repo.claims_by_ids(s, claim_ids)
         else:
             claims = repo.claims_due(s, now=now)
-        payers = {p.id: p for p in s.scalars(select(Payer))}
-        orgs = {o.id: o for o in s.scalars(select(Organization))}
+        payers = repo.payers_by_id(s)
+        orgs = repo.orgs_by_id(s)
         accounts: dict[tuple[int, str], list[PortalAccount]] = {}
-        for a in s.scalars(select(PortalAccount).order_by(PortalAccount.id)):
+        for a in repo.portal_accounts(s):
             if a.status != "disabled":
                 accounts.setdefault((a.org_id, a.portal_key), []).append(a)
         plan: dict[int, tuple[PortalAccount, list[_Job]]] = {}

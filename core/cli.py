@@ -78,12 +78,10 @@ def _summary_table(summary) -> Table:
 
 
 def _denials_table(Session) -> Table:
-    from sqlalchemy import select
-
-    from store.models import Denial
+    from store import repo
 
     with Session() as s:
-        rows = list(s.scalars(select(Denial).where(Denial.open.is_(True))))
+        rows = repo.open_denials(s)
     by = Counter((d.kind, d.group_code, d.reason_code) for d in rows)
     t = Table(title="open denials and rejections by reason")
     for col in ("kind", "group", "reason", "count"):
@@ -118,12 +116,10 @@ def demo(
         console.print(f"store: {settings.resolved_database_url()}  onboarded {counts['claims']} claims, "
                       f"{counts['accounts']} portal accounts")
         # onboarding backfill: every tracked claim is checked once, due or not
-        from sqlalchemy import select
-
-        from store.models import Claim
+        from store import repo
 
         with rt.Session() as s:
-            ids = list(s.scalars(select(Claim.id)))
+            ids = repo.claim_ids(s)
         summary = asyncio.run(_sweep_with_progress(rt, claim_ids=ids, trigger="onboarding"))
         console.print(_summary_table(summary))
         console.print(_denials_table(rt.Session))
@@ -156,15 +152,14 @@ def sweep(portal: str = typer.Option(None, help="only this portal key")) -> None
 @app.command()
 def check(claim_id: str = typer.Argument(..., help="the claim's id in the PMS (external id)")) -> None:
     """Check one claim now (on demand), due or not."""
-    from sqlalchemy import select
-
     from agent.runtime import Runtime
+    from store import repo
     from store.models import Claim
 
     configure("WARNING")
     rt = Runtime.start(get_settings())
     with rt.Session() as s:
-        ids = list(s.scalars(select(Claim.id).where(Claim.external_id == claim_id)))
+        ids = repo.claim_ids(s, external_id=claim_id)
     if not ids:
         asyncio.run(rt.aclose())
         raise typer.BadParameter(f"no tracked claim with id {claim_id!r}", param_hint="CLAIM_ID")

@@ -12,12 +12,11 @@ from datetime import date
 from pathlib import Path
 
 import httpx
-from sqlalchemy import select
 
 from portals.base import Credentials
 from store import accounts as acct_repo
 from store import repo
-from store.models import Claim, Denial, Payer
+from store.models import Payer
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -72,7 +71,7 @@ def onboard(Session, vault, control: httpx.Client, urls: dict[str, str]) -> dict
         for org_key, org in orgs.items():
             for p in gt["payers"]:
                 appeal, tf, channel = PLAYBOOK[p["portal"]]
-                row = s.scalar(select(Payer).where(Payer.org_id == org.id, Payer.key == p["id"]))
+                row = repo.payer_for(s, org.id, p["id"])
                 if row is None:
                     row = Payer(org_id=org.id, key=p["id"], name=p["name"], portal_key=p["portal"],
                                 appeal_window_days=appeal, timely_filing_days=tf, appeal_channel=channel,
@@ -113,8 +112,8 @@ def compare_with_truth(Session, control: httpx.Client) -> dict:
     """What the sweep stored vs what the sandbox says: statuses, denied claims and their CARCs."""
     gt = {c["pcn"]: c for c in control.get("/control/ground-truth").json()["claims"] if c["visible"]}
     with Session() as s:
-        claims = {c.external_id: c for c in s.scalars(select(Claim))}
-        denials = list(s.scalars(select(Denial).where(Denial.kind == "denial", Denial.open.is_(True))))
+        claims = {c.external_id: c for c in repo.all_claims(s)}
+        denials = repo.open_denials(s, kind="denial")
     by_id = {c.id: c.external_id for c in claims.values()}
     checked = [k for k, c in claims.items() if c.status_category]
     status_ok = sum(1 for k in checked if claims[k].status_category == gt[k]["status_category"]

@@ -26,9 +26,11 @@ from store.models import (
     Claim,
     ClaimLine,
     Denial,
+    Evidence,
     Organization,
     OutboxEvent,
     Payer,
+    PortalAccount,
     RarcCode,
     StatusCategoryCode,
     StatusObservation,
@@ -225,3 +227,46 @@ def add_claim(s: Session, *, org: Organization, payer: Payer, external_id: str, 
     s.add(c)
     s.flush()
     return c
+
+
+# ---------------------------------------------------------------- read helpers for the agent and the CLI
+def claims_by_ids(s: Session, ids: list[int]) -> list[Claim]:
+    return list(s.scalars(select(Claim).where(Claim.id.in_(ids)).order_by(Claim.id)))
+
+
+def claim_ids(s: Session, external_id: str | None = None) -> list[int]:
+    q = select(Claim.id).order_by(Claim.id)
+    if external_id is not None:
+        q = q.where(Claim.external_id == external_id)
+    return list(s.scalars(q))
+
+
+def all_claims(s: Session) -> list[Claim]:
+    return list(s.scalars(select(Claim).order_by(Claim.id)))
+
+
+def payers_by_id(s: Session) -> dict[int, Payer]:
+    return {p.id: p for p in s.scalars(select(Payer))}
+
+
+def orgs_by_id(s: Session) -> dict[int, Organization]:
+    return {o.id: o for o in s.scalars(select(Organization))}
+
+
+def portal_accounts(s: Session) -> list[PortalAccount]:
+    return list(s.scalars(select(PortalAccount).order_by(PortalAccount.id)))
+
+
+def open_denials(s: Session, kind: str | None = None) -> list[Denial]:
+    q = select(Denial).where(Denial.open.is_(True))
+    if kind:
+        q = q.where(Denial.kind == kind)
+    return list(s.scalars(q))
+
+
+def payer_for(s: Session, org_id: int, key: str) -> Payer | None:
+    return s.scalar(select(Payer).where(Payer.org_id == org_id, Payer.key == key))
+
+
+def evidence_older_than(s: Session, cutoff: datetime) -> list[Evidence]:
+    return list(s.scalars(select(Evidence).where(Evidence.observed_at < cutoff)))

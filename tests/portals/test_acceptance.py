@@ -1,0 +1,202 @@
+"""The adapter acceptance suite: ONE suite every adapter passes against its sandbox portal.
+
+Adding a portal = adapter (registered) + fixture portal + one line in ADAPTERS below. Each case drives the
+adapter exactly as the agent does (a guarded BrowserSession from agent.browser) and compares what it
+returns with the sandbox's ground truth, field by field.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+
+import pytest
+
+from agent.browser import BrowserPool
+from core.config import get_settings
+from portals import load_adapters
+from portals.base import (
+    ClaimNotFound,
+    ClaimQuery,
+    Credentials,
+    LoginRejected,
+    Maintenance,
+    PortalDrift,
+    SessionExpired,
+)
+
+ADAPTERS = ["clearinghouse", "commercial", "medicaid"]  # one line per portal
+KINDS = ["paid", "denied", "partial", "zero_pay", "in_process", "rejected", "overturned"]
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(params=ADAPTERS)
+def portal(request):
+    return request.param
+
+
+@pytest.fixture
+def adapter(portal):
+    reg = load_adapters()
+    if portal not in reg:
+        pytest.fail(f"no adapter registered for portal {portal!r}")
+    return reg[portal]()
+
+
+@pytest.fixture
+async def pool():
+    p = BrowserPool(get_settings().browser)
+    yield p
+    await p.close()
+
+
+def creds(sandbox, portal, i=0) -> Credentials:
+    a = sandbox.account(portal, i)
+    return Credentials(username=a["username"], password=a["password"], totp_secret=a["totp_secret"])
+
+
+def query(c: dict, *, by_number: bool) -> ClaimQuery:
+    return ClaimQuery(claim_ref=c["pcn"], payer_key=c["payer_id"],
+                      payer_claim_number=c["payer_claim_number"] if by_number else None,
+                      member_id=c["member_id"], dos_from=date.fromisoformat(c["dos_from"]),
+                      dos_to=date.fromisoformat(c["dos_to"]), billing_npi=c["billing_npi"],
+                      billed=Decimal(c["billed"]), org_external_id=None)
+
+
+def sample(gt: dict, portal: str, kind: str) -> dict:
+    for c in gt["claims"]:
+        if c["portal"] == portal and c["visible"] and c.get("kind") == kind:
+            return c
+    pytest.fail(f"the sandbox world has no {kind} claim on {portal}")
+
+
+def expected(c: dict) -> dict:
+    def d(x):
+        return None if x is None else Decimal(x)
+
+    return {
+        "status": (c["status_category"], c["status_code"]),
+        "payer_claim_number": c["payer_claim_number"],
+        "amounts": (d(c["billed"]), d(c.get("allowed")), d(c.get("paid")), d(c.get("patient_responsibility"))),
+        "check": (c.get("check_number"), c.get("check_date")),
+        "lines": [
+            (ln["line_no"], ln["cpt"], tuple(ln["modifiers"]), d(ln["billed"]), d(ln.get("allowed")),
+             d(ln.get("paid")), tuple(sorted((a["group"], a["carc"], d(a["amount"])) for a in ln.get("adjustments", []))),
+             tuple(sorted(ln.get("rarcs", []))))
+            for ln in c["lines"]
+        ] if c.get("allowed") is not None else [],
+    }
+
+
+def actual(r) -> dict:
+    return {
+        "status": (r.status_category, r.status_code),
+        "payer_claim_number": r.payer_claim_number,
+        "amounts": (r.billed, r.allowed, r.paid, r.patient_responsibility),
+        "check": (r.check_number, r.check_date.isoformat() if r.check_date else None),
+        "lines": [
+            (ln.line_no, ln.cpt, tuple(ln.modifiers), ln.billed, ln.allowed, ln.paid,
+             tuple(sorted((a.group, a.carc, a.amount) for a in ln.adjustments)), tuple(sorted(ln.rarcs)))
+            for ln in r.lines
+        ] if r.allowed is not None else [],
+    }
+
+
+async def logged_in(pool, adapter, sandbox, portal):
+    s = await pool.new_session(sandbox.url(portal), adapter.allowed_writes)
+    await adapter.login(s, creds(sandbox, portal))
+    return s
+
+
+async def test_login_and_verify(sandbox, pool, adapter, portal):
+    s = await logged_in(pool, adapter, sandbox, portal)
+    try:
+        assert await adapter.verify(s)
+        assert s.blocked == [], "login needed a request the adapter did not declare"
+    finally:
+        await s.close()
+    fresh = await pool.new_session(sandbox.url(portal), adapter.allowed_writes)
+    try:
+        assert not await adapter.verify(fresh)
+    finally:
+        await fresh.close()
+
+
+async def test_bad_password_is_rejected_once(sandbox, pool, adapter, portal):
+    s = await pool.new_session(sandbox.url(portal), adapter.allowed_writes)
+    bad = creds(sandbox, portal).model_copy(update={"password": "wrong-password-1!"})
+    try:
+        with pytest.raises(LoginRejected):
+            await adapter.login(s, bad)
+    finally:
+        await s.close()
+    assert sandbox.counters().get(f"{portal}.login_failed") == 1
+    assert not sandbox.counters().get(f"{portal}.lockouts")
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_lookup_matches_ground_truth(sandbox, pool, adapter, portal, kind):
+    gt = sandbox.ground_truth()
+    c = sample(gt, portal, kind)
+    s = await logged_in(pool, adapter, sandbox, portal)
+    try:
+        modes = [True, False] if c["payer_claim_number"] else [False]
+        for by_number in modes:
+            r = await adapter.claim_status(s, query(c, by_number=by_number))
+            assert actual(r) == expected(c), f"{kind} by_number={by_number}"
+            assert r.raw_label
+            if kind == "rejected":
+                assert r.is_rejection and r.payer_claim_number is None
+        assert s.blocked == []
+    finally:
+        await s.close()
+
+
+async def test_not_found(sandbox, pool, adapter, portal):
+    gt = sandbox.ground_truth()
+    c = dict(sample(gt, portal, "paid"))
+    c["dos_from"] = c["dos_to"] = "2019-01-15"  # nothing billed then
+    s = await logged_in(pool, adapter, sandbox, portal)
+    try:
+        with pytest.raises(ClaimNotFound):
+            await adapter.claim_status(s, query(c, by_number=False))
+    finally:
+        await s.close()
+
+
+async def test_session_expiry_is_reported_then_recovered(sandbox, pool, adapter, portal):
+    c = sample(sandbox.ground_truth(), portal, "paid")
+    s = await logged_in(pool, adapter, sandbox, portal)
+    try:
+        sandbox.faults(session_expiry_rate=1.0)
+        with pytest.raises(SessionExpired):
+            await adapter.claim_status(s, query(c, by_number=False))
+        sandbox.faults(session_expiry_rate=0.0)
+        await adapter.login(s, creds(sandbox, portal))
+        r = await adapter.claim_status(s, query(c, by_number=False))
+        assert actual(r) == expected(c)
+    finally:
+        await s.close()
+
+
+async def test_maintenance_is_retryable(sandbox, pool, adapter, portal):
+    c = sample(sandbox.ground_truth(), portal, "paid")
+    s = await logged_in(pool, adapter, sandbox, portal)
+    try:
+        sandbox.faults(maintenance=True)
+        with pytest.raises(Maintenance):
+            await adapter.claim_status(s, query(c, by_number=False))
+    finally:
+        await s.close()
+
+
+async def test_layout_variant_is_drift(sandbox, pool, adapter, portal):
+    c = sample(sandbox.ground_truth(), portal, "denied")
+    s = await logged_in(pool, adapter, sandbox, portal)
+    try:
+        sandbox.faults(layout="v2")
+        with pytest.raises(PortalDrift):
+            await adapter.claim_status(s, query(c, by_number=True))
+    finally:
+        await s.close()
