@@ -24,13 +24,11 @@ from core.config import Settings
 from portals.base import (
     AccountError,
     AccountLocked,
-    ClaimError,
     ClaimQuery,
     LoginRejected,
     MfaFailed,
     PortalDrift,
     PortalError,
-    PortalUnavailable,
     SessionExpired,
     registry,
 )
@@ -158,7 +156,7 @@ class SweepRunner:
         login_lock = asyncio.Lock()
         account_stop: list[str] = []  # set once the account must stop (reason)
         try:
-            session, reason = await self._open_session(adapter, acct, summary)
+            session, reason = await self._open_session(adapter, acct, summary, breaker)
             if reason:
                 account_stop.append(reason)
             per_account = asyncio.Semaphore(max(1, min(self.settings.concurrency_per_account,
@@ -168,7 +166,7 @@ class SweepRunner:
                 async with login_lock:
                     if account_stop:
                         return False
-                    ok, why = await self._login(adapter, session, acct, summary, relogin=True)
+                    ok, why = await self._login(adapter, session, acct, summary, relogin=True, breaker=breaker)
                     if not ok:
                         account_stop.append(why)
                     return ok
@@ -201,7 +199,8 @@ class SweepRunner:
                     summary.counts["blocked_actions"] += len(session.blocked)
                 await session.close()
 
-    async def _open_session(self, adapter, acct: PortalAccount, summary) -> tuple[BrowserSession | None, str]:
+    async def _open_session(self, adapter, acct: PortalAccount, summary, breaker: CircuitBreaker
+                            ) -> tuple[BrowserSession | None, str]:
         state = acct_repo.saved_state(self.vault, acct)
         session = await self.pool.new_session(acct.base_url, adapter.allowed_writes, storage_state=state)
         if state is not None:
@@ -212,13 +211,13 @@ class SweepRunner:
             except PortalError:
                 pass
             summary.counts["sessions_stale"] += 1
-        ok, why = await self._login(adapter, session, acct, summary)
-        if not ok:
-            return session, why
-        return session, ""
+        ok, why = await self._login(adapter, session, acct, summary, breaker=breaker)
+        return session, "" if ok else why
 
     async def _login(self, adapter, session: BrowserSession, acct: PortalAccount, summary,
-                     relogin: bool = False) -> tuple[bool, str]:
+                     relogin: bool = False, breaker: CircuitBreaker | None = None) -> tuple[bool, str]:
+        if breaker is not None and not breaker.allow():
+            return False, f"circuit open for {acct.portal_key}"
         allowed, why = self.guard.password_allowed(acct.status, acct.last_failed_login_at)
         if not allowed:
             summary.accounts_needing_attention.append(acct.username)
@@ -231,6 +230,14 @@ class SweepRunner:
             return False, f"{type(e).__name__}: {e}"
         except PortalError as e:
             summary.errors[f"login.{type(e).__name__}"] += 1
+            if breaker is not None and (isinstance(e, PortalDrift) or e.retryable):
+                self._breaker_failure(breaker, acct, e)
+            cap = await session.capture(reason=f"login {type(e).__name__}")
+            if cap:
+                with self.Session() as s:
+                    self.evidence.save(s, cap, portal_key=acct.portal_key, kind="failure", org_id=acct.org_id,
+                                       account_id=acct.id)
+                    s.commit()
             return False, f"login failed: {type(e).__name__}"
         summary.counts["relogins" if relogin else "logins"] += 1
         with self.Session() as s:
@@ -281,15 +288,9 @@ class SweepRunner:
                     await self._account_failed(acct, e, session, summary)
                 await self._fail_with_evidence(run_id, acct, job, e, session, summary, progress)
                 return
-            except (PortalUnavailable, PortalDrift, ClaimError, PortalError) as e:
-                if isinstance(e, PortalDrift | PortalUnavailable) or e.retryable:
-                    opened = breaker.failure()
-                    if opened:
-                        log.error("circuit.opened", portal=acct.portal_key)
-                        with self.Session() as s:
-                            repo.emit(s, acct.org_id, "portal.circuit_open", f"portal:{acct.portal_key}",
-                                      {"portal": acct.portal_key, "error": type(e).__name__})
-                            s.commit()
+            except PortalError as e:
+                if isinstance(e, PortalDrift) or e.retryable:
+                    self._breaker_failure(breaker, acct, e)
                 if e.retryable and attempts < self.settings.max_attempts and breaker.allow():
                     summary.counts["retries"] += 1
                     await asyncio.sleep(delay)
@@ -302,6 +303,14 @@ class SweepRunner:
             if progress:
                 progress(1)
             return
+
+    def _breaker_failure(self, breaker: CircuitBreaker, acct: PortalAccount, e: PortalError) -> None:
+        if breaker.failure():
+            log.error("circuit.opened", portal=acct.portal_key, error=type(e).__name__)
+            with self.Session() as s:
+                repo.emit(s, acct.org_id, "portal.circuit_open", f"portal:{acct.portal_key}",
+                          {"portal": acct.portal_key, "error": type(e).__name__})
+                s.commit()
 
     def _record(self, run_id, acct, job: _Job, result, summary: SweepSummary) -> None:
         with self.Session() as s:

@@ -1,0 +1,38 @@
+"""The read-only guard every agent context gets: undeclared non-GET requests never leave the browser."""
+
+from __future__ import annotations
+
+import pytest
+
+from agent.browser import BrowserPool
+from core.config import get_settings
+from portals.base import RequestPattern
+
+pytestmark = pytest.mark.slow
+
+
+async def test_undeclared_writes_are_aborted_and_declared_ones_pass(sandbox):
+    pool = BrowserPool(get_settings().browser)
+    allowed = (RequestPattern(method="POST", url_regex=r"/declared-search$"),)
+    s = await pool.new_session(sandbox.url("medicaid"), allowed)
+    try:
+        page = await s.page()
+        await page.goto("/")
+        outcome = await page.evaluate("""async () => {
+            const r = [];
+            for (const [m, u] of [["POST", "/Claims/Void.aspx"], ["PUT", "/api/x"], ["DELETE", "/y"],
+                                  ["POST", "/declared-search"]]) {
+                try { const res = await fetch(u, {method: m}); r.push(res.status); }
+                catch (e) { r.push("blocked"); }
+            }
+            return r;
+        }""")
+        assert outcome[:3] == ["blocked", "blocked", "blocked"]
+        assert outcome[3] != "blocked"  # declared: reaches the portal (which answers as it likes)
+        assert [(b["method"], b["path"]) for b in s.blocked] == [
+            ("POST", "/Claims/Void.aspx"), ("PUT", "/api/x"), ("DELETE", "/y")]
+        writes = sandbox.control.get("/control/writes").json()
+        assert [w["path"] for w in writes] == ["/declared-search"]  # nothing undeclared arrived
+    finally:
+        await s.close()
+        await pool.close()

@@ -1,0 +1,207 @@
+"""Claim status sweeps end to end: real Chromium, the three sandbox portals, the SQLite store."""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select, update
+
+from agent.runtime import Runtime
+from core.config import get_settings
+from core.demo import compare_with_truth, onboard
+from core.logging import configure
+from store.models import CheckFailure, Claim, Denial, OutboxEvent, PortalAccount, StatusObservation
+
+pytestmark = pytest.mark.slow
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def settings(tmp_path):
+    s = get_settings().model_copy(deep=True)
+    s.data_dir = tmp_path
+    s.database_url = ""
+    s.retry_backoff_s = 0.2
+    return s
+
+
+@pytest.fixture
+def onboarded(sandbox, settings):
+    rt = Runtime.start(settings)
+    onboard(rt.Session, rt.vault, sandbox.control, sandbox.urls)
+    return rt
+
+
+def _all_ids(rt):
+    with rt.Session() as s:
+        return list(s.scalars(select(Claim.id)))
+
+
+def _make_all_due(rt):
+    with rt.Session() as s:
+        s.execute(update(Claim).values(next_check_at=datetime.now(UTC) - timedelta(hours=1)))
+        s.commit()
+
+
+async def test_full_sweep_finds_exactly_the_ground_truth(sandbox, onboarded):
+    rt = onboarded
+    summary = await rt.runner().sweep(claim_ids=_all_ids(rt), trigger="test")
+    await rt.aclose()
+    assert summary.counts["failed"] == 0, dict(summary.errors)
+    assert summary.counts["blocked_actions"] == 0
+    cmp = compare_with_truth(rt.Session, sandbox.control)
+    assert cmp["checked"] == cmp["claims"] > 400
+    assert cmp["status_matches"] == cmp["checked"]
+    assert cmp["carc_sets_match"] and cmp["found_denied_claims"] == cmp["truth_denied_claims"] > 30
+    # one login per account, not per claim
+    assert summary.counts["logins"] == 9
+    with rt.Session() as s:
+        before = s.scalar(select(func.count()).select_from(Denial))
+    # a second sweep of the same claims: new observations, no duplicate denials, no transitions
+    rt2 = Runtime.start(rt.settings)
+    summary2 = await rt2.runner().sweep(claim_ids=_all_ids(rt2), trigger="test")
+    await rt2.aclose()
+    assert summary2.counts["sessions_restored"] == 9 and summary2.counts.get("logins", 0) == 0
+    with rt.Session() as s:
+        assert s.scalar(select(func.count()).select_from(Denial)) == before
+        n_obs = s.scalar(select(func.count()).select_from(StatusObservation))
+        assert n_obs == 2 * cmp["claims"]
+        changed = s.scalar(select(func.count()).select_from(StatusObservation)
+                           .where(StatusObservation.changed.is_(True)))
+        assert changed == cmp["claims"]
+
+
+async def test_realistic_faults_every_claim_checked_or_failed_with_reason(sandbox, onboarded):
+    rt = onboarded
+    sandbox.faults("realistic", latency_ms=[20, 80], error_rate=0.03, drop_rate=0.01, partial_rate=0.01,
+                   session_expiry_rate=0.01)
+    ids = _all_ids(rt)
+    summary = await rt.runner().sweep(claim_ids=ids, trigger="test")
+    with rt.Session() as s:
+        claims = list(s.scalars(select(Claim)))
+        checked = [c for c in claims if c.last_checked_at and not c.last_error]
+        failed = [c for c in claims if c.last_error]
+        assert len(checked) + len(failed) == len(claims)  # nothing silently skipped
+        reasons = {f.claim_id: f.error_type for f in s.scalars(select(CheckFailure))}
+        assert all(c.id in reasons for c in failed)
+    assert summary.counts["checked"] == len(checked)
+    assert summary.counts["retries"] > 0
+    counters = sandbox.counters()
+    for portal in ("clearinghouse", "commercial", "medicaid"):
+        assert counters.get(f"{portal}.lockouts", 0) == 0
+        assert counters.get(f"{portal}.login_failed", 0) == 0
+    # the failed ones are retried by the next sweep (they stayed due)
+    sandbox.faults("off")
+    summary2 = await rt.runner().sweep(trigger="test")
+    await rt.aclose()
+    assert summary2.counts["checked"] >= len(failed)
+    cmp = compare_with_truth(rt.Session, sandbox.control)
+    assert cmp["status_matches"] == cmp["checked"] == cmp["claims"]
+
+
+async def test_lockout_guard_never_sends_a_second_bad_password(sandbox, onboarded):
+    rt = onboarded
+    from portals.base import Credentials
+    from store import accounts as acct_repo
+
+    with rt.Session() as s:
+        acct = s.scalars(select(PortalAccount).where(PortalAccount.portal_key == "medicaid")).first()
+        acct_repo.upsert_account(s, rt.vault, org_id=acct.org_id, portal_key="medicaid", base_url=acct.base_url,
+                                 creds=Credentials(username=acct.username, password="not-the-password"))
+        s.commit()
+        acct_id = acct.id
+    for _ in range(3):
+        summary = await rt.runner().sweep(portal_key="medicaid", claim_ids=_all_ids(rt), trigger="test")
+    await rt.aclose()
+    assert sandbox.counters().get("medicaid.login_failed") == 1
+    assert not sandbox.counters().get("medicaid.lockouts")
+    with rt.Session() as s:
+        acct = s.get(PortalAccount, acct_id)
+        assert acct.status == "needs_attention" and "LoginRejected" in acct.attention_reason
+        events = [e.event_type for e in s.scalars(select(OutboxEvent))]
+        assert "portal.account_failed" in events
+    assert summary.errors["AccountStopped"] > 0
+
+
+async def test_layout_drift_stops_the_portal_with_evidence(sandbox, onboarded):
+    rt = onboarded
+    rt.settings.breaker_threshold = 2
+    sandbox.faults(layout="v2")
+    summary = await rt.runner().sweep(portal_key="commercial", claim_ids=_all_ids(rt), trigger="test")
+    await rt.aclose()
+    assert summary.counts["checked"] == 0 and summary.counts["failed"] > 0
+    assert any("PortalDrift" in k for k in summary.errors), dict(summary.errors)
+    with rt.Session() as s:
+        assert "portal.circuit_open" in [e.event_type for e in s.scalars(select(OutboxEvent))]
+        failures = list(s.scalars(select(CheckFailure)))
+        assert failures and all(f.message for f in failures)
+        from store.models import Evidence
+
+        assert s.scalar(select(func.count()).select_from(Evidence)) >= 1  # the drifted page was kept
+
+
+async def test_logs_of_a_full_sweep_hold_no_secret_or_phi(sandbox, onboarded):
+    rt = onboarded
+    buf = io.StringIO()
+    configure("DEBUG", stream=buf)
+    root = logging.getLogger()
+    handler = logging.StreamHandler(buf)
+    root.addHandler(handler)
+    try:
+        await rt.runner().sweep(claim_ids=_all_ids(rt), trigger="test")
+    finally:
+        root.removeHandler(handler)
+        await rt.aclose()
+        configure("WARNING")
+    text = buf.getvalue()
+    assert "sweep.completed" in text
+    gt = sandbox.ground_truth()
+    secrets = [a["password"] for a in sandbox.control.get("/control/accounts").json()]
+    secrets += [a["totp_secret"] for a in sandbox.control.get("/control/accounts").json()]
+    phi = [m["member_id"] for m in gt["members"]]
+    phi += [f"{m['first_name']} {m['last_name']}" for m in gt["members"]] + [m["last_name"] for m in gt["members"]]
+    leaked = [v for v in secrets + phi if v in text]
+    assert leaked == []
+
+
+def test_sigkill_halfway_then_the_next_sweep_finishes(sandbox, settings, tmp_path):
+    rt = Runtime.start(settings)
+    onboard(rt.Session, rt.vault, sandbox.control, sandbox.urls)
+    _make_all_due(rt)
+    total = len(_all_ids(rt))
+    env = {**os.environ, "PORTAL_AGENT_DATA_DIR": str(tmp_path)}
+    proc = subprocess.Popen([sys.executable, "-m", "core.cli", "sweep"], cwd=REPO, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 240
+    done = 0
+    while time.monotonic() < deadline:
+        with rt.Session() as s:
+            done = s.scalar(select(func.count()).select_from(StatusObservation))
+        if done >= total // 2:
+            break
+        time.sleep(0.5)
+    os.killpg(proc.pid, signal.SIGKILL)  # the sweep and its Chromium children
+    proc.wait()
+    assert total // 2 <= done < total
+    result = subprocess.run([sys.executable, "-m", "core.cli", "sweep"], cwd=REPO, env=env,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-2000:]
+    with rt.Session() as s:
+        unchecked = s.scalar(select(func.count()).select_from(Claim).where(Claim.last_checked_at.is_(None)))
+        assert unchecked == 0
+        per_claim = Counter(s.scalars(select(StatusObservation.claim_id)))
+        assert max(per_claim.values()) == 1  # nobody checked twice: finished claims were not due again
+        keys = Counter(s.execute(select(Denial.claim_id, Denial.line_key, Denial.kind, Denial.reason_code)).all())
+        assert max(keys.values()) == 1
+    cmp = compare_with_truth(rt.Session, sandbox.control)
+    assert cmp["carc_sets_match"]
