@@ -100,7 +100,9 @@ class SweepRunner:
             acct = candidates[rr[(c.org_id, payer.portal_key)] % len(candidates)]
             rr[(c.org_id, payer.portal_key)] += 1
             q = ClaimQuery(claim_ref=c.external_id, payer_key=payer.key, payer_claim_number=c.payer_claim_number,
-                           member_id=c.member_id, dos_from=c.dos_from, dos_to=c.dos_to, billing_npi=c.billing_npi,
+                           member_id=c.member_id, patient_dob=c.patient_dob,
+                           patient_first_name=c.patient_first_name, patient_last_name=c.patient_last_name,
+                           dos_from=c.dos_from, dos_to=c.dos_to, billing_npi=c.billing_npi,
                            billed=Decimal(c.billed_cents) / 100, org_external_id=orgs[c.org_id].external_id)
             plan.setdefault(acct.id, (acct, []))[1].append(_Job(c.id, q))
         return list(plan.values())

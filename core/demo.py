@@ -81,6 +81,7 @@ def onboard(Session, vault, control: httpx.Client, urls: dict[str, str]) -> dict
                     s.flush()
                 payers[(org_key, p["id"])] = row
         npi_org = {p["npi"]: p["org_id"] for p in gt["providers"]}
+        members = {m["member_id"]: m for m in gt["members"]}
         for c in gt["claims"]:
             if not c["visible"]:
                 continue  # not submitted yet on the sandbox clock: the PMS has not sent it
@@ -90,7 +91,9 @@ def onboard(Session, vault, control: httpx.Client, urls: dict[str, str]) -> dict
                 s, org=orgs[org_key], payer=payers[(org_key, c["payer_id"])], external_id=c["pcn"],
                 member_id=c["member_id"], billing_npi=c["billing_npi"], dos_from=date.fromisoformat(c["dos_from"]),
                 dos_to=date.fromisoformat(c["dos_to"]), submitted_on=date.fromisoformat(c["submitted"]),
-                payer_claim_number=known,
+                payer_claim_number=known, patient_dob=date.fromisoformat(members[c["member_id"]]["dob"]),
+                patient_first_name=members[c["member_id"]]["first_name"],
+                patient_last_name=members[c["member_id"]]["last_name"],
                 lines=[{"line_no": ln["line_no"], "cpt": ln["cpt"], "modifiers": ln["modifiers"],
                         "units": ln["units"], "billed_cents": int(ln["billed"].replace(".", ""))}
                        for ln in c["lines"]])

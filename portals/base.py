@@ -45,6 +45,10 @@ class ClaimQuery(BaseModel):
     payer_key: str
     payer_claim_number: str | None = None
     member_id: str = Field(repr=False)
+    # PHI some portals' search forms require (date of birth, patient name when not the subscriber)
+    patient_dob: date | None = Field(default=None, repr=False)
+    patient_first_name: str | None = Field(default=None, repr=False)
+    patient_last_name: str | None = Field(default=None, repr=False)
     dos_from: date
     dos_to: date
     billing_npi: str

@@ -99,6 +99,9 @@ class Claim(Base):
     external_id: Mapped[str] = mapped_column(String(64))  # the PMS's claim id / patient control number
     payer_claim_number: Mapped[str | None] = mapped_column(String(64))
     member_id: Mapped[str] = mapped_column(String(64))  # PHI
+    patient_dob: Mapped[date | None] = mapped_column(Date)  # PHI
+    patient_first_name: Mapped[str | None] = mapped_column(String(100))  # PHI
+    patient_last_name: Mapped[str | None] = mapped_column(String(100))  # PHI
     billing_npi: Mapped[str] = mapped_column(String(10))
     dos_from: Mapped[date] = mapped_column(Date)
     dos_to: Mapped[date] = mapped_column(Date)

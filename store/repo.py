@@ -213,14 +213,16 @@ def get_or_create_org(s: Session, external_id: str, name: str) -> Organization:
 
 def add_claim(s: Session, *, org: Organization, payer: Payer, external_id: str, member_id: str,
               billing_npi: str, dos_from: date, dos_to: date, submitted_on: date,
-              lines: list[dict], payer_claim_number: str | None = None) -> Claim:
+              lines: list[dict], payer_claim_number: str | None = None, patient_dob: date | None = None,
+              patient_first_name: str | None = None, patient_last_name: str | None = None) -> Claim:
     """Intake of a claim to track (idempotent on (org, external_id): an existing claim is returned)."""
     existing = s.scalar(select(Claim).where(Claim.org_id == org.id, Claim.external_id == external_id))
     if existing is not None:
         return existing
     c = Claim(org_id=org.id, payer_id=payer.id, external_id=external_id, member_id=member_id,
               billing_npi=billing_npi, dos_from=dos_from, dos_to=dos_to, submitted_on=submitted_on,
-              payer_claim_number=payer_claim_number, billed_cents=sum(ln["billed_cents"] for ln in lines),
+              payer_claim_number=payer_claim_number, patient_dob=patient_dob,
+              patient_first_name=patient_first_name, patient_last_name=patient_last_name, billed_cents=sum(ln["billed_cents"] for ln in lines),
               next_check_at=first_check_at(submitted_on, payer))
     c.lines = [ClaimLine(line_no=ln["line_no"], cpt=ln["cpt"], modifiers=ln.get("modifiers", []),
                          units=ln.get("units", 1), billed_cents=ln["billed_cents"]) for ln in lines]

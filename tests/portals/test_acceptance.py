@@ -56,15 +56,21 @@ def creds(sandbox, portal, i=0) -> Credentials:
     return Credentials(username=a["username"], password=a["password"], totp_secret=a["totp_secret"])
 
 
+_MEMBERS: dict[str, dict] = {}
+
+
 def query(c: dict, *, by_number: bool) -> ClaimQuery:
+    m = _MEMBERS[c["member_id"]]
     return ClaimQuery(claim_ref=c["pcn"], payer_key=c["payer_id"],
                       payer_claim_number=c["payer_claim_number"] if by_number else None,
-                      member_id=c["member_id"], dos_from=date.fromisoformat(c["dos_from"]),
+                      member_id=c["member_id"], patient_dob=date.fromisoformat(m["dob"]),
+                      patient_first_name=m["first_name"], patient_last_name=m["last_name"], dos_from=date.fromisoformat(c["dos_from"]),
                       dos_to=date.fromisoformat(c["dos_to"]), billing_npi=c["billing_npi"],
                       billed=Decimal(c["billed"]), org_external_id=None)
 
 
 def sample(gt: dict, portal: str, kind: str) -> dict:
+    _MEMBERS.update({m["member_id"]: m for m in gt["members"]})
     for c in gt["claims"]:
         if c["portal"] == portal and c["visible"] and c.get("kind") == kind:
             return c
