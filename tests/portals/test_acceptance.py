@@ -57,6 +57,7 @@ def creds(sandbox, portal, i=0) -> Credentials:
 
 
 _MEMBERS: dict[str, dict] = {}
+_NPI_ORG: dict[str, str] = {}
 
 
 def query(c: dict, *, by_number: bool) -> ClaimQuery:
@@ -66,11 +67,12 @@ def query(c: dict, *, by_number: bool) -> ClaimQuery:
                       member_id=c["member_id"], patient_dob=date.fromisoformat(m["dob"]),
                       patient_first_name=m["first_name"], patient_last_name=m["last_name"], dos_from=date.fromisoformat(c["dos_from"]),
                       dos_to=date.fromisoformat(c["dos_to"]), billing_npi=c["billing_npi"],
-                      billed=Decimal(c["billed"]), org_external_id=None)
+                      billed=Decimal(c["billed"]), org_external_id=_NPI_ORG[c["billing_npi"]])
 
 
 def sample(gt: dict, portal: str, kind: str) -> dict:
     _MEMBERS.update({m["member_id"]: m for m in gt["members"]})
+    _NPI_ORG.update({p["npi"]: p["org_id"] for p in gt["providers"]})
     for c in gt["claims"]:
         if c["portal"] == portal and c["visible"] and c.get("kind") == kind:
             return c
