@@ -44,9 +44,18 @@ def build_scheduler(database_url: str, schedules: dict[str, str], misfire_grace_
     return sched
 
 
+def drop_unlisted(sched: AsyncIOScheduler, schedules: dict[str, str]) -> list[str]:
+    """After start: remove persisted jobs whose schedule was taken out of the settings."""
+    gone = [j.id for j in sched.get_jobs() if j.id not in schedules]
+    for job_id in gone:
+        sched.remove_job(job_id)
+    return gone
+
+
 async def serve_forever(database_url: str, schedules: dict[str, str]) -> None:
     sched = build_scheduler(database_url, schedules)
     sched.start()
+    drop_unlisted(sched, schedules)
     log.info("scheduler.started", jobs=[j.id for j in sched.get_jobs()])
     try:
         await asyncio.Event().wait()
