@@ -171,6 +171,20 @@ def check(claim_id: str = typer.Argument(..., help="the claim's id in the PMS (e
                       + (f" (last error: {c.last_error})" if c.last_error else ""))
 
 
+@app.command("rotate-keys")
+def rotate_keys() -> None:
+    """Re-encrypt stored credentials and sessions under the newest key of PORTAL_AGENT_VAULT_KEYS."""
+    from agent.runtime import Runtime
+    from store import accounts
+
+    rt = Runtime.start(get_settings())
+    with rt.Session() as s:
+        n = accounts.rotate_all(s, rt.vault)
+        s.commit()
+    asyncio.run(rt.aclose())
+    console.print(f"re-encrypted {n} portal accounts under the newest key")
+
+
 @app.command()
 def serve() -> None:
     """Run the scheduler (sweeps on the configured schedules). Exactly one scheduler per database."""

@@ -81,6 +81,8 @@ def onboard(Session, vault, control: httpx.Client, urls: dict[str, str]) -> dict
                     s.flush()
                 payers[(org_key, p["id"])] = row
         npi_org = {p["npi"]: p["org_id"] for p in gt["providers"]}
+        for p in gt["providers"]:
+            repo.get_or_create_provider(s, orgs[p["org_id"]], p["npi"], p["name"])
         members = {m["member_id"]: m for m in gt["members"]}
         for c in gt["claims"]:
             if not c["visible"]:

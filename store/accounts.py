@@ -55,3 +55,14 @@ def clear_attention(acct: PortalAccount) -> None:
     acct.status = "active"
     acct.attention_reason = None
     acct.consecutive_failures = 0
+
+
+def rotate_all(s: Session, vault: Vault) -> int:
+    """Re-encrypt every stored secret and saved session under the vault's newest key."""
+    n = 0
+    for acct in s.scalars(select(PortalAccount)):
+        acct.secret_ciphertext = vault.rotate(acct.secret_ciphertext)
+        if acct.storage_state_ciphertext:
+            acct.storage_state_ciphertext = vault.rotate(acct.storage_state_ciphertext)
+        n += 1
+    return n

@@ -31,6 +31,7 @@ from store.models import (
     OutboxEvent,
     Payer,
     PortalAccount,
+    Provider,
     RarcCode,
     StatusCategoryCode,
     StatusObservation,
@@ -211,6 +212,15 @@ def get_or_create_org(s: Session, external_id: str, name: str) -> Organization:
     return org
 
 
+def get_or_create_provider(s: Session, org: Organization, npi: str, name: str) -> Provider:
+    p = s.scalar(select(Provider).where(Provider.org_id == org.id, Provider.npi == npi))
+    if p is None:
+        p = Provider(org_id=org.id, npi=npi, name=name)
+        s.add(p)
+        s.flush()
+    return p
+
+
 def add_claim(s: Session, *, org: Organization, payer: Payer, external_id: str, member_id: str,
               billing_npi: str, dos_from: date, dos_to: date, submitted_on: date,
               lines: list[dict], payer_claim_number: str | None = None, patient_dob: date | None = None,
@@ -219,7 +229,9 @@ def add_claim(s: Session, *, org: Organization, payer: Payer, external_id: str, 
     existing = s.scalar(select(Claim).where(Claim.org_id == org.id, Claim.external_id == external_id))
     if existing is not None:
         return existing
-    c = Claim(org_id=org.id, payer_id=payer.id, external_id=external_id, member_id=member_id,
+    provider_id = s.scalar(select(Provider.id).where(Provider.org_id == org.id, Provider.npi == billing_npi))
+    c = Claim(org_id=org.id, payer_id=payer.id, provider_id=provider_id, external_id=external_id,
+              member_id=member_id,
               billing_npi=billing_npi, dos_from=dos_from, dos_to=dos_to, submitted_on=submitted_on,
               payer_claim_number=payer_claim_number, patient_dob=patient_dob,
               patient_first_name=patient_first_name, patient_last_name=patient_last_name, billed_cents=sum(ln["billed_cents"] for ln in lines),
