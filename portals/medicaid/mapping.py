@@ -1,0 +1,151 @@
+"""What the Franklin Medicaid MMIS says, translated to X12: status labels -> 277 category + status code,
+rejection edits -> 277 status code, login/not-found messages -> error kinds, the EOB crosswalk entry type,
+and the parsers for the portal's money and date formats.
+
+The EOB code -> group/CARC/RARC table is NOT here on purpose: it is read from the portal's own
+EOB Code Crosswalk page once per session (see adapter.py), so a payer-side change is picked up, and an
+EOB code missing from it is drift, never a guess.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+
+from portals.base import AccountLocked, LoginRejected, NeedsAttention, PortalDrift, PortalError
+
+# Claim status label (as printed on Claim Detail) -> (277 category, 277 status code).
+# F2's code depends on the denial reason (DENIAL_STATUS_CODES); A3/A6/A7's on the edit (REJECTION_EDITS).
+STATUS_LABELS: dict[str, tuple[str, str | None]] = {
+    "RECEIVED": ("A1", "19"),  # entity acknowledges receipt of claim
+    "ACCEPTED": ("A2", "20"),  # accepted for processing
+    "RETURNED TO PROVIDER (RTP)": ("A3", None),
+    "REJECTED - INCOMPLETE": ("A6", None),
+    "REJECTED - INVALID DATA": ("A7", None),
+    "REJECTED - RELATIONAL EDIT": ("A8", None),
+    "IN PROCESS": ("P1", "20"),
+    "SUSPENDED": ("P2", "20"),  # pended for payer review
+    "PAID": ("F1", "65"),  # claim/line has been paid (also partial payments: see the lines)
+    "DENIED": ("F2", None),
+    "REPROCESSED - PAID": ("F3", "65"),  # an overturned denial, paid on reprocessing
+    "ADJUDICATED - NO PAYMENT": ("F4", "107"),  # processed according to contract provisions
+}
+REJECTION_CATEGORIES = frozenset({"A3", "A6", "A7", "A8"})
+
+# A denied claim's 277 status code, by the CARC of its denial: this payer reports eligibility and
+# enrollment denials as 88 (entity not eligible for benefits for the dates of service), all others as 1
+# (see the remittance advice).
+DENIAL_STATUS_CODES: dict[str, str] = {"27": "88", "B7": "88"}
+DENIAL_DEFAULT_STATUS_CODE = "1"
+
+# Front-end edit text (the detail page's "Reason", upper case) -> 277 status code.
+REJECTION_EDITS: dict[str, str] = {
+    "SUBSCRIBER AND SUBSCRIBER ID NOT FOUND": "33",
+    "BILLING PROVIDER NPI INVALID": "562",
+    "MISSING OR INVALID INFORMATION": "21",
+    "DATE(S) OF SERVICE INVALID": "187",
+    "DIAGNOSIS CODE INVALID": "255",
+}
+
+# The Response page's "nothing found" messages (prefixes). Anything else in that box is drift.
+NOT_FOUND_MESSAGES = (
+    "ICN NOT ON FILE",
+    "RECIPIENT ID NOT ON FILE",
+    "NO CLAIMS FOUND FOR THE SEARCH CRITERIA ENTERED",
+    "BILLING PROVIDER NPI NOT ENROLLED",
+)
+
+# Login page error text -> error kind, checked in order (the locking attempt's message starts like a
+# plain bad password, so "locked" is looked for first).
+LOGIN_MESSAGES: tuple[tuple[str, type[PortalError], str], ...] = (
+    ("has been locked", AccountLocked, "account locked after failed logins"),
+    ("account is locked", AccountLocked, "account is locked"),
+    ("deactivated", NeedsAttention, "account deactivated (inactivity)"),
+    ("invalid user id or password", LoginRejected, "user id or password rejected"),
+)
+
+NA = "N/A"
+
+
+@dataclass(frozen=True)
+class EobEntry:
+    """One row of the portal's EOB Code Crosswalk; informational notes (9xxx) have no group and CARC."""
+
+    code: str
+    description: str
+    group: str | None
+    carc: str | None
+    rarc: str | None
+
+
+def claim_status(label: str, *, denial_carcs: Sequence[str] = (), rejection_edit: str = "") -> tuple[str, str]:
+    """(277 category, 277 status code) for a status label; unknown label or edit -> PortalDrift."""
+    try:
+        category, code = STATUS_LABELS[label.strip().upper()]
+    except KeyError:
+        raise PortalDrift("unknown claim status label on Claim Detail") from None
+    if category == "F2":
+        special = sorted({DENIAL_STATUS_CODES[c] for c in denial_carcs if c in DENIAL_STATUS_CODES})
+        if not denial_carcs:
+            raise PortalDrift("denied claim shows no denial reason")
+        code = special[0] if special else DENIAL_DEFAULT_STATUS_CODE
+    elif category in REJECTION_CATEGORIES:
+        try:
+            code = REJECTION_EDITS[rejection_edit.strip().upper()]
+        except KeyError:
+            raise PortalDrift("unknown rejection reason text on Claim Detail") from None
+    if code is None:  # a label table entry without a code: a bug here, not on the page
+        raise PortalDrift("no 277 status code for the claim status label")
+    return category, code
+
+
+def is_not_found(message: str) -> bool:
+    text = message.strip().upper()
+    return any(text.startswith(m) for m in NOT_FOUND_MESSAGES)
+
+
+def login_error(message: str) -> PortalError:
+    """The error a login-page message means; an unknown message is drift."""
+    text = message.lower()
+    for needle, kind, why in LOGIN_MESSAGES:
+        if needle in text:
+            return kind(f"login: {why}")
+    return PortalDrift("login: unknown message on the login page")
+
+
+_MONEY = re.compile(r"^(-)?\$([0-9]{1,3}(?:,[0-9]{3})*|[0-9]+)\.([0-9]{2})$")
+
+
+def money(text: str, *, what: str) -> Decimal:
+    """'$1,234.56' -> Decimal; anything else (including 'N/A') -> PortalDrift."""
+    m = _MONEY.match(text.strip())
+    if not m:
+        raise PortalDrift(f"unreadable amount in {what}")
+    value = Decimal(f"{m.group(2).replace(',', '')}.{m.group(3)}")
+    return -value if m.group(1) else value
+
+
+def money_or_na(text: str, *, what: str) -> Decimal | None:
+    """Like money(), but 'N/A' (nothing adjudicated yet) is None."""
+    return None if text.strip() == NA else money(text, what=what)
+
+
+def mdy(text: str, *, what: str) -> date:
+    """'MM/DD/YYYY' -> date; anything else -> PortalDrift."""
+    try:
+        return datetime.strptime(text.strip(), "%m/%d/%Y").date()
+    except ValueError:
+        raise PortalDrift(f"unreadable date in {what}") from None
+
+
+def mdy_or_na(text: str, *, what: str) -> date | None:
+    """Like mdy(), but 'N/A' or an empty cell is None."""
+    return None if text.strip() in (NA, "") else mdy(text, what=what)
+
+
+def optional_text(text: str) -> str | None:
+    t = text.strip()
+    return None if t in (NA, "") else t

@@ -1,0 +1,351 @@
+"""Page objects of the Franklin Medicaid MMIS portal: locators built once, intent methods, raw strings out.
+
+Every navigation goes through `MmisPage.goto` / `MmisPage.submit`, which check where the browser
+landed (maintenance page, 5xx, cut-short page, login redirect, security check, account gates) before a
+page object reads anything. Elements a page object needs are checked with `count()` on the loaded page:
+a missing one is PortalDrift at once, never a 20-second wait that would look like an outage.
+
+The portal renders WebForms markup: form fields have real <label>s and buttons have names (used below),
+but its data grids and the claim header have no accessible names, so those are found by their
+WebForms ids (`ctl00_ContentPlaceHolder1_*`, the portal's stable server-control ids) and read by
+column header / row header text, which is also checked.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+from urllib.parse import urlsplit
+
+from playwright.async_api import Locator, Page
+from playwright.async_api import Response as PwResponse
+
+from portals.base import (
+    ChallengePresented,
+    Maintenance,
+    NeedsAttention,
+    PortalDrift,
+    PortalUnavailable,
+    SessionExpired,
+)
+
+LOGIN = "/Login.aspx"
+TERMS = "/TermsOfUse.aspx"
+PASSWORD_WARNING = "/PasswordExpiry.aspx"
+PASSWORD_CHANGE = "/ChangePassword.aspx"
+REVERIFY = "/Provider/Reverify.aspx"
+HOME = "/Home.aspx"
+INQUIRY = "/Claims/Inquiry.aspx"
+RESPONSE_LIST = "/Claims/ResponseList.aspx"
+CROSSWALK = "/Reference/EOBCrosswalk.aspx"
+INTERSTITIALS = (TERMS, PASSWORD_WARNING)
+
+CID = "#ctl00_ContentPlaceHolder1_"  # WebForms content placeholder id prefix
+
+# Reads one WebForms GridView in a single round trip: header texts, and per data row its own cells'
+# text (table.rows / row.cells never descend into nested tables), its first link and nested-table rows.
+_GRID_JS = """(table) => {
+  const rows = Array.from(table.rows);
+  const headers = rows.length ? Array.from(rows[0].cells).map(c => c.innerText.trim()) : [];
+  return {headers, rows: rows.slice(1).map(r => {
+    const a = r.querySelector('a[href]');
+    return {cells: Array.from(r.cells).map(c => c.innerText.trim()),
+            href: a ? a.getAttribute('href') : null,
+            nested: Array.from(r.querySelectorAll('table tr')).map(
+              n => Array.from(n.cells).map(c => c.innerText.trim()))};
+  })};
+}"""
+
+# The claim header is a two-column label/value table: read every <th> with the <td> that follows it.
+_PAIRS_JS = """(table) => {
+  const out = {};
+  for (const th of table.querySelectorAll('th')) {
+    const td = th.nextElementSibling;
+    if (td && td.tagName === 'TD') out[th.innerText.trim()] = td.innerText.trim();
+  }
+  return out;
+}"""
+
+
+@dataclass
+class GridRow:
+    cells: dict[str, str]
+    href: str | None
+    nested: list[list[str]] = field(default_factory=list)
+
+
+async def read_grid(table: Locator, headers: tuple[str, ...], what: str) -> list[GridRow]:
+    """Rows of a GridView as {header: text}; drift when the table or its header row is not as expected."""
+    if await table.count() != 1:
+        raise PortalDrift(f"{what}: table not found")
+    data: dict[str, Any] = await table.evaluate(_GRID_JS)
+    if tuple(data["headers"]) != headers:
+        raise PortalDrift(f"{what}: columns changed")
+    rows = []
+    for r in data["rows"]:
+        if len(r["cells"]) != len(headers):
+            raise PortalDrift(f"{what}: row shape changed")
+        rows.append(GridRow(dict(zip(headers, r["cells"], strict=True)), r["href"], r["nested"]))
+    return rows
+
+
+async def require(loc: Locator, what: str) -> Locator:
+    """The one element `loc` must match on the loaded page, else PortalDrift (no auto-wait: it is loaded)."""
+    if await loc.count() != 1:
+        raise PortalDrift(f"{what} not found on the page")
+    return loc
+
+
+class MmisPage:
+    """What every page of the portal shares: the master page, and the checks after each navigation."""
+
+    def __init__(self, page: Page) -> None:
+        self.page = page
+        # Master-page footer: the last element of every complete page, so a cut-short page lacks it.
+        self.footer = page.locator("#ctl00_Footer")
+        self.logged_in_as = page.get_by_text("Logged in as")
+        self.maintenance = page.get_by_text(re.compile(r"maintenance", re.I))
+        self.challenge = page.get_by_role("heading", name="Security Check Required")
+        self.validation_failed = page.get_by_role("heading", name="Request validation failed")
+        self.error_message = page.locator(".ErrorMessage")
+
+    @property
+    def path(self) -> str:
+        return urlsplit(self.page.url).path
+
+    async def goto(self, url: str, *, in_login: bool = False) -> str:
+        resp = await self.page.goto(url, wait_until="domcontentloaded")
+        return await self.landed(resp, in_login=in_login)
+
+    async def submit(self, button: Locator, *, in_login: bool = False) -> str:
+        """Click a button that posts its form and wait for the page it leads to."""
+        async with self.page.expect_navigation(wait_until="domcontentloaded") as nav:
+            await button.click()
+        return await self.landed(await nav.value, in_login=in_login)
+
+    async def landed(self, resp: PwResponse | None, *, in_login: bool = False) -> str:
+        """Where the browser is now, or the error that page means. Returns the path."""
+        status = resp.status if resp is not None else 200
+        if status == 503 and await self.maintenance.count():
+            raise Maintenance("portal maintenance page")
+        if status >= 500:
+            raise PortalUnavailable(f"portal answered HTTP {status}")
+        if not await self.footer.count():
+            raise PortalUnavailable("page cut short (no page footer)")
+        path = self.path
+        if await self.challenge.count():
+            raise ChallengePresented("security check (unusual activity) page shown")
+        if path == PASSWORD_CHANGE:
+            raise NeedsAttention("password expired: the portal requires a password change")
+        if path == REVERIFY:
+            raise NeedsAttention("provider profile re-verification required")
+        if status == 400 and await self.validation_failed.count():
+            raise PortalDrift("portal rejected the form (anti-forgery validation failed)")
+        if status == 401:
+            raise SessionExpired("portal answered 401")
+        if status >= 400:
+            raise PortalDrift(f"portal answered HTTP {status}")
+        if not in_login and (path == LOGIN or path in INTERSTITIALS):
+            raise SessionExpired("redirected to the login page")
+        return path
+
+
+class LoginPage(MmisPage):
+    def __init__(self, page: Page) -> None:
+        super().__init__(page)
+        self.user_name = page.get_by_label(re.compile(r"^User Name:?$"))
+        self.password = page.get_by_label(re.compile(r"^Password:?$"))
+        self.agree_terms = page.get_by_label("I have read and agree to the Terms of Use")
+        self.log_in = page.get_by_role("button", name="Log In", exact=True)
+        self.accept_terms = page.get_by_role("button", name="I Accept", exact=True)
+        self.remind_later = page.get_by_role("button", name="Remind Me Later", exact=True)
+
+    async def open(self) -> None:
+        await self.goto(LOGIN, in_login=True)
+
+    async def sign_in(self, username: str, password: str) -> str:
+        await (await require(self.user_name, "login: user name field")).fill(username)
+        await (await require(self.password, "login: password field")).fill(password)
+        await (await require(self.agree_terms, "login: terms of use checkbox")).check()
+        return await self.submit(await require(self.log_in, "login: Log In button"), in_login=True)
+
+    async def login_message(self) -> str:
+        return " ".join(t.strip() for t in await self.error_message.all_inner_texts())
+
+    async def accept_terms_of_use(self) -> str:
+        return await self.submit(await require(self.accept_terms, "terms of use: I Accept"), in_login=True)
+
+    async def remind_me_later(self) -> str:
+        return await self.submit(await require(self.remind_later, "password warning: Remind Me Later"),
+                                 in_login=True)
+
+    async def is_home(self) -> bool:
+        return self.path == HOME and await self.logged_in_as.count() > 0
+
+
+class InquiryPage(MmisPage):
+    def __init__(self, page: Page) -> None:
+        super().__init__(page)
+        self.icn = page.get_by_label(re.compile(r"^ICN:?$"))
+        self.recipient_id = page.get_by_label(re.compile(r"^Recipient ID:?$"))
+        self.dos_from = page.get_by_label(re.compile(r"^Date of Service From:?$"))
+        self.dos_to = page.get_by_label(re.compile(r"^Date of Service To:?$"))
+        self.billing_npi = page.get_by_label(re.compile(r"^Billing Provider NPI"))
+        self.submit_inquiry = page.get_by_role("button", name="Submit Inquiry", exact=True)
+        self.submitted = page.get_by_text(re.compile(r"Inquiry submitted, reference number"))
+        self.validation = page.locator(".ValidationSummary")
+
+    async def open(self) -> None:
+        await self.goto(INQUIRY)
+
+    async def by_icn(self, icn: str) -> str:
+        await (await require(self.icn, "inquiry: ICN field")).fill(icn)
+        return await self._send()
+
+    async def by_recipient(self, recipient_id: str, dos_from: date, dos_to: date, npi: str | None) -> str:
+        await (await require(self.recipient_id, "inquiry: Recipient ID field")).fill(recipient_id)
+        await (await require(self.dos_from, "inquiry: DOS From field")).fill(f"{dos_from:%m/%d/%Y}")
+        await (await require(self.dos_to, "inquiry: DOS To field")).fill(f"{dos_to:%m/%d/%Y}")
+        if npi:
+            await (await require(self.billing_npi, "inquiry: Billing NPI field")).fill(npi)
+        return await self._send()
+
+    async def _send(self) -> str:
+        """Submit the inquiry; the portal's reference number for its response."""
+        await self.submit(await require(self.submit_inquiry, "inquiry: Submit Inquiry button"))
+        if await self.validation.count():
+            # the words stay on the page (evidence): a portal may echo the values searched for
+            raise PortalDrift("inquiry rejected by the portal's field validation")
+        text = await (await require(self.submitted, "inquiry: submitted confirmation")).inner_text()
+        m = re.search(r"reference number\s+(\d+)", text)
+        if not m:
+            raise PortalDrift("inquiry: no reference number in the confirmation")
+        return m.group(1)
+
+
+RESPONSE_LIST_COLUMNS = ("Reference Number", "Submitted", "Search Criteria", "Status", "")
+
+
+class ResponseListPage(MmisPage):
+    def __init__(self, page: Page) -> None:
+        super().__init__(page)
+        self.grid = page.locator(CID + "gvResponses")
+
+    async def refresh(self) -> None:
+        await self.goto(RESPONSE_LIST)
+
+    async def response_for(self, ref: str) -> tuple[str, str | None]:
+        """(status text, View Response link) of one inquiry."""
+        rows = [r for r in await read_grid(self.grid, RESPONSE_LIST_COLUMNS, "response list")
+                if r.cells["Reference Number"] == ref]
+        if len(rows) != 1:
+            raise PortalDrift("response list: the inquiry is not listed")
+        return rows[0].cells["Status"], rows[0].href
+
+
+RESPONSE_COLUMNS = ("ICN", "Recipient ID", "Recipient Name", "Patient Acct #", "From DOS", "To DOS", "Billed",
+                    "Status", "Paid")
+
+
+@dataclass
+class ResultPage:
+    rows: list[GridRow]
+    total: int
+    page: int
+    pages: int
+    next_href: str | None
+
+
+class ResponsePage(MmisPage):
+    def __init__(self, page: Page) -> None:
+        super().__init__(page)
+        self.no_results = page.locator(CID + "lblNoResults")
+        self.count = page.get_by_text(re.compile(r"claim\(s\) found\. Page \d+ of \d+"))
+        self.grid = page.locator(CID + "gvClaims")
+        self.next_page = page.get_by_role("link", name="Next >")
+
+    async def open(self, href: str) -> None:
+        await self.goto(href)
+
+    async def not_found_message(self) -> str | None:
+        if await self.no_results.count():
+            return (await self.no_results.inner_text()).strip()
+        return None
+
+    async def results(self) -> ResultPage:
+        text = await (await require(self.count, "response: result count")).inner_text()
+        m = re.search(r"(\d+) claim\(s\) found\. Page (\d+) of (\d+)", text)
+        if not m:
+            raise PortalDrift("response: unreadable result count")
+        rows = await read_grid(self.grid, RESPONSE_COLUMNS, "response")
+        nxt = await self.next_page.get_attribute("href") if await self.next_page.count() == 1 else None
+        return ResultPage(rows, int(m.group(1)), int(m.group(2)), int(m.group(3)), nxt)
+
+
+DETAIL_FIELDS = ("ICN:", "Claim Status:", "Recipient ID:", "Status Date:", "Date Received:",
+                 "Patient Account #:", "Billing NPI:", "DOS From:", "DOS To:", "Billed Amount:",
+                 "Allowed Amount:", "Paid Amount:", "Patient Liability:", "Payment Method:", "RA Check/EFT #:",
+                 "Payment Date:", "Reason:")
+LINE_COLUMNS = ("Line", "DOS From", "DOS To", "Procedure", "Modifiers", "Units", "Billed", "Allowed", "Paid",
+                "Line Status", "EOB Codes")
+CLAIM_EOB_COLUMNS = ("Claim EOB", "Description")
+
+
+@dataclass
+class ClaimDetail:
+    """Claim Detail as printed (strings); the recipient's name is deliberately not read."""
+
+    header: dict[str, str]
+    lines: list[GridRow]
+    claim_eobs: list[str]
+
+
+class ClaimDetailPage(MmisPage):
+    def __init__(self, page: Page) -> None:
+        super().__init__(page)
+        self.header = page.locator(CID + "tblClaimHeader")
+        self.lines = page.locator(CID + "gvServiceLines")
+        self.claim_eobs = page.locator(CID + "gvClaimEOB")
+
+    async def open(self, href: str) -> None:
+        await self.goto(href)
+
+    async def read(self) -> ClaimDetail:
+        pairs: dict[str, str] = await (await require(self.header, "claim detail: header table")).evaluate(
+            _PAIRS_JS)
+        missing = [f for f in DETAIL_FIELDS if f not in pairs]
+        if missing:
+            raise PortalDrift(f"claim detail: fields missing: {', '.join(missing)}")
+        header = {f: pairs[f] for f in DETAIL_FIELDS}
+        lines = await read_grid(self.lines, LINE_COLUMNS, "service lines")
+        eobs: list[str] = []
+        if await self.claim_eobs.count():
+            eobs = [r.cells["Claim EOB"] for r in await read_grid(self.claim_eobs, CLAIM_EOB_COLUMNS,
+                                                                   "claim EOB codes")]
+        return ClaimDetail(header, lines, eobs)
+
+
+CROSSWALK_COLUMNS = ("EOB Code", "EOB Description", "Group Code", "CARC", "RARC")
+
+
+class CrosswalkPage(MmisPage):
+    def __init__(self, page: Page) -> None:
+        super().__init__(page)
+        self.summary = page.get_by_text(re.compile(r"\d+ codes; page \d+ of \d+"))
+        self.grid = page.locator(CID + "gvCrosswalk")
+        self.next_page = page.get_by_role("link", name="Next >")
+
+    async def open(self, url: str = CROSSWALK) -> None:
+        await self.goto(url)
+
+    async def rows(self) -> tuple[list[GridRow], int, str | None]:
+        """(rows of this page, total number of codes, next page link)."""
+        text = await (await require(self.summary, "crosswalk: code count")).inner_text()
+        m = re.search(r"(\d+) codes; page \d+ of \d+", text)
+        if not m:
+            raise PortalDrift("crosswalk: unreadable code count")
+        rows = await read_grid(self.grid, CROSSWALK_COLUMNS, "EOB crosswalk")
+        nxt = await self.next_page.get_attribute("href") if await self.next_page.count() == 1 else None
+        return rows, int(m.group(1)), nxt
