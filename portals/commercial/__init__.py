@@ -1,0 +1,1 @@
+"""Northstar Health provider portal (the commercial payer single-page app): adapter, page objects, mapping."""
