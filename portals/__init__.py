@@ -16,9 +16,5 @@ def load_adapters() -> dict[str, type]:
     from portals.base import registry
 
     for mod in ADAPTER_MODULES:
-        try:
-            importlib.import_module(mod)
-        except ModuleNotFoundError as e:
-            if e.name != mod:
-                raise
+        importlib.import_module(mod)
     return registry()

@@ -36,7 +36,9 @@ def settings(tmp_path):
 
 
 @pytest.fixture
-def onboarded(sandbox, settings):
+def onboarded(request, sandbox, settings):
+    """A store onboarded from a sandbox world of `param` claims (default 120: enough of every kind)."""
+    sandbox.reset(size=getattr(request, "param", 120))
     rt = Runtime.start(settings)
     onboard(rt.Session, rt.vault, sandbox.control, sandbox.urls)
     return rt
@@ -53,6 +55,8 @@ def _make_all_due(rt):
         s.commit()
 
 
+@pytest.mark.timeout(1200)
+@pytest.mark.parametrize("onboarded", [500], indirect=True)
 async def test_full_sweep_finds_exactly_the_ground_truth(sandbox, onboarded):
     rt = onboarded
     summary = await rt.runner().sweep(claim_ids=_all_ids(rt), trigger="test")
@@ -60,7 +64,7 @@ async def test_full_sweep_finds_exactly_the_ground_truth(sandbox, onboarded):
     assert summary.counts["failed"] == 0, dict(summary.errors)
     assert summary.counts["blocked_actions"] == 0
     cmp = compare_with_truth(rt.Session, sandbox.control)
-    assert cmp["checked"] == cmp["claims"] > 400
+    assert cmp["checked"] == cmp["claims"] > 450
     assert cmp["status_matches"] == cmp["checked"]
     assert cmp["carc_sets_match"] and cmp["found_denied_claims"] == cmp["truth_denied_claims"] > 30
     # one login per account, not per claim
@@ -81,6 +85,7 @@ async def test_full_sweep_finds_exactly_the_ground_truth(sandbox, onboarded):
         assert changed == cmp["claims"]
 
 
+@pytest.mark.timeout(900)
 async def test_realistic_faults_every_claim_checked_or_failed_with_reason(sandbox, onboarded):
     rt = onboarded
     sandbox.faults("realistic", latency_ms=[20, 80], error_rate=0.03, drop_rate=0.01, partial_rate=0.01,
@@ -109,6 +114,7 @@ async def test_realistic_faults_every_claim_checked_or_failed_with_reason(sandbo
     assert cmp["status_matches"] == cmp["checked"] == cmp["claims"]
 
 
+@pytest.mark.timeout(900)
 async def test_lockout_guard_never_sends_a_second_bad_password(sandbox, onboarded):
     rt = onboarded
     from portals.base import Credentials
@@ -150,6 +156,7 @@ async def test_layout_drift_stops_the_portal_with_evidence(sandbox, onboarded):
         assert s.scalar(select(func.count()).select_from(Evidence)) >= 1  # the drifted page was kept
 
 
+@pytest.mark.timeout(900)
 async def test_logs_of_a_full_sweep_hold_no_secret_or_phi(sandbox, onboarded):
     rt = onboarded
     buf = io.StringIO()
@@ -174,7 +181,9 @@ async def test_logs_of_a_full_sweep_hold_no_secret_or_phi(sandbox, onboarded):
     assert leaked == []
 
 
+@pytest.mark.timeout(900)
 def test_sigkill_halfway_then_the_next_sweep_finishes(sandbox, settings, tmp_path):
+    sandbox.reset(size=120)
     rt = Runtime.start(settings)
     onboard(rt.Session, rt.vault, sandbox.control, sandbox.urls)
     _make_all_due(rt)
