@@ -1,0 +1,750 @@
+"""Page objects of Meridian Exchange: locators built once, intent methods, raw strings out.
+
+Every navigation (top page, the iframe, the remittance tab) goes through `landed`, which says what the
+browser landed on (maintenance page, 5xx, login page = session expired, unusual-activity challenge)
+before a page object reads anything. Elements are found by role, label and text; the portal's element
+ids are generated per render, so none is used. Where the markup gives no accessible name (the results
+area, the status badge, the line accordions' panels), a named locator says why. Tables and label/value
+lists are read in one round trip each by small generic readers (header/cell text, dt/dd pairs).
+Elements a page needs are checked with `count()` once the document is loaded: a missing one is
+PortalDrift at once, never a 20-second wait that would look like an outage.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from playwright.async_api import Error as PlaywrightError
+from playwright.async_api import Frame, Locator, Page
+from playwright.async_api import Request as PwRequest
+from playwright.async_api import Response as PwResponse
+
+from portals.base import (
+    ChallengePresented,
+    Maintenance,
+    NeedsAttention,
+    PortalDrift,
+    PortalUnavailable,
+    SessionExpired,
+)
+from portals.clearinghouse import mapping
+
+LOGIN = "/login"
+MFA_PATHS = ("/mfa", "/mfa/method", "/mfa/verify")
+PASSWORD = "/password"
+ANNOUNCEMENTS = "/announcements"
+ORGS = "/orgs"
+APP = "/app"
+CHALLENGE = "/challenge"
+CLAIM_STATUS_APP = "/apps/claim-status"
+SEARCH = "/apps/claim-status/search"
+CARDS = "/apps/claim-status/claims/"
+REMIT = "/remit"
+SIGN_IN_PATHS = (LOGIN, *MFA_PATHS, PASSWORD, ANNOUNCEMENTS)
+
+CARD_COUNT = 5  # summary, payment, lines, codes, actions
+RESULT_COLUMNS = ("Claim Number", "Patient Account", "Patient", "Service Dates", "Billed", "Status",
+                  "Finalized Date")
+ADJ_COLUMNS = ("Group", "Reason code", "Amount")
+CODE_COLUMNS = ("Type", "Code", "Description")
+REMITS_COLUMNS = ("Payer", "Claim number", "Patient account", "Check/EFT number", "Payment date", "Billed",
+                  "Paid", "Patient responsibility")
+REMIT_ADJ_COLUMNS = ("Line", "Procedure", "Group", "CARC", "Amount", "RARC", "Description")
+MAX_VIEW_MORE = 200
+
+Doc = Page | Frame
+
+# A table: header texts (thead) and each body row's cell texts.
+_GRID_JS = """(t) => ({
+  headers: t.tHead ? Array.from(t.tHead.rows[0].cells).map(c => c.innerText.trim()) : [],
+  rows: Array.from(t.tBodies).flatMap(b => Array.from(b.rows)).map(
+    r => Array.from(r.cells).map(c => c.innerText.trim()))
+})"""
+
+# A label/value list: every <dt> with the <dd> that follows it.
+_PAIRS_JS = """(root) => {
+  const out = {};
+  for (const dt of root.querySelectorAll('dt')) {
+    const dd = dt.nextElementSibling;
+    if (dd && dd.tagName === 'DD') out[dt.innerText.trim()] = dd.innerText.trim();
+  }
+  return out;
+}"""
+
+# Accordions: a toggle button and, right after it, its panel. The panel is taken as the button's next
+# sibling, not by the aria-controls id: generated ids can collide, and then getElementById (the portal's
+# own toggle script too) finds another element. [label, aria-expanded, toggle finds its own panel].
+_TOGGLE_STATE_JS = """(btn) => [btn.innerText.trim(), btn.getAttribute('aria-expanded'),
+  document.getElementById(btn.getAttribute('aria-controls')) === btn.nextElementSibling]"""
+
+# A line accordion's panel: the row-header table as fields, the column-header table (adjustments) as a
+# grid, and the "Remark codes:" line. null when the toggle has no panel after it.
+_LINE_PANEL_JS = """(btn) => {
+  const panel = btn.nextElementSibling;
+  if (!panel) return null;
+  const out = {fields: {}, grids: [], remarks: null};
+  for (const t of panel.querySelectorAll('table')) {
+    if (t.tHead) {
+      out.grids.push({headers: Array.from(t.tHead.rows[0].cells).map(c => c.innerText.trim()),
+        rows: Array.from(t.tBodies).flatMap(b => Array.from(b.rows)).map(
+          r => Array.from(r.cells).map(c => c.innerText.trim()))});
+    } else {
+      for (const r of t.rows) {
+        const th = r.querySelector('th'), td = r.querySelector('td');
+        if (th && td) out.fields[th.innerText.trim()] = td.innerText.trim();
+      }
+    }
+  }
+  for (const p of panel.querySelectorAll('p')) {
+    const m = p.innerText.trim().match(/^Remark codes:\\s*(.*)$/);
+    if (m) out.remarks = m[1].trim();
+  }
+  return out;
+}"""
+
+
+# ---------------------------------------------------------------------- shared checks
+async def require(loc: Locator, what: str) -> Locator:
+    """The one element `loc` must match on the loaded document, else PortalDrift (no auto-wait)."""
+    if await loc.count() != 1:
+        raise PortalDrift(f"{what} not found on the page")
+    return loc
+
+
+def path_of(doc: Doc) -> str:
+    return urlsplit(doc.url).path
+
+
+async def landed(doc: Doc, resp: PwResponse | None, *, signing_in: bool = False) -> str:
+    """Where a document landed after a navigation, or the error that page means. Returns the path."""
+    status = resp.status if resp is not None else None
+    if await doc.get_by_role("heading", name="System maintenance").count():
+        raise Maintenance("the portal shows its maintenance page")
+    if (status is not None and status >= 500) or await doc.get_by_role("heading", name="We're sorry").count():
+        raise PortalUnavailable(f"the portal answered HTTP {status}" if status else "the portal's error page")
+    path = path_of(doc)
+    if path == CHALLENGE or await doc.get_by_role("heading", name="We detected unusual activity").count():
+        raise ChallengePresented("the portal shows its unusual-activity challenge")
+    if not signing_in and (path in SIGN_IN_PATHS or status == 401):
+        # the gate sends a lost session (idle, dropped, logged out) back to the login page
+        raise SessionExpired("the portal sent the browser to its login page")
+    if status is not None and status >= 400 and not signing_in:
+        raise PortalDrift(f"the portal answered HTTP {status}")
+    return path
+
+
+async def navigate(doc: Doc, action: Any, *, signing_in: bool = False) -> str:
+    """Run `action` (a click that navigates `doc`), wait for the new document, return where it landed."""
+    async with doc.expect_navigation(wait_until="domcontentloaded") as nav:
+        await action()
+    return await landed(doc, await nav.value, signing_in=signing_in)
+
+
+async def goto(page: Page, url: str, *, signing_in: bool = False) -> str:
+    return await landed(page, await page.goto(url, wait_until="domcontentloaded"), signing_in=signing_in)
+
+
+async def read_grid(table: Locator, columns: tuple[str, ...], what: str) -> list[dict[str, str]]:
+    """Body rows of a table as {header: text}; drift when the columns are not the expected ones."""
+    data = await (await require(table, what)).evaluate(_GRID_JS)
+    if tuple(data["headers"]) != columns:
+        raise PortalDrift(f"{what}: columns changed")
+    rows = []
+    for cells in data["rows"]:
+        if len(cells) != len(columns):
+            raise PortalDrift(f"{what}: row shape changed")
+        rows.append(dict(zip(columns, cells, strict=True)))
+    return rows
+
+
+# ---------------------------------------------------------------------- sign-in
+class SignInPage:
+    """Login, the cookie banner, 2-step verification (also the step-up page), password prompt,
+    announcements: the pages between the login form and the shell."""
+
+    def __init__(self, page: Page) -> None:
+        self.page = page
+        self.consent = page.get_by_role("dialog", name="Cookie consent")
+        self.essential_cookies = self.consent.get_by_role("button", name="Essential cookies only")
+        self.user_id = page.get_by_label("User ID", exact=True)
+        self.password = page.get_by_label("Password", exact=True)
+        self.log_in = page.get_by_role("button", name="Log in", exact=True)
+        self.alert = page.get_by_role("alert")  # sign-in pages carry one alert: their error
+        self.authenticator_app = page.get_by_label("Authenticator app", exact=True)
+        self.continue_ = page.get_by_role("button", name="Continue", exact=True)
+        self.code = page.get_by_label("Verification code", exact=True)
+        self.remember_device = page.get_by_label("Remember this device", exact=True)
+        self.verify = page.get_by_role("button", name="Verify", exact=True)
+        self.password_expired = page.get_by_role("heading", name="Your password has expired")
+        self.remind_me_later = page.get_by_role("button", name="Remind me later", exact=True)
+        self.announcements = page.get_by_role("heading", name="Announcements and terms of use")
+
+    @property
+    def path(self) -> str:
+        return path_of(self.page)
+
+    async def open(self) -> str:
+        return await goto(self.page, LOGIN, signing_in=True)
+
+    async def accept_essential_cookies(self) -> None:
+        """The consent layer covers the form until a choice is made (set client-side, no request)."""
+        if await self.consent.is_visible():
+            await self.essential_cookies.click()
+            await self.consent.wait_for(state="detached")
+
+    async def sign_in(self, user_id: str, password: str) -> str:
+        await (await require(self.user_id, "login: User ID field")).fill(user_id)
+        await (await require(self.password, "login: Password field")).fill(password)
+        button = await require(self.log_in, "login: Log in button")
+        return await navigate(self.page, button.click, signing_in=True)
+
+    async def error_message(self) -> str:
+        return " ".join(t.strip() for t in await self.alert.all_inner_texts())
+
+    async def choose_authenticator_app(self) -> None:
+        """Method picker: always the authenticator app (never SMS, never a backup code)."""
+        await (await require(self.authenticator_app, "2-step verification: Authenticator app")).check()
+        button = await require(self.continue_, "2-step verification: Continue")
+        await navigate(self.page, button.click, signing_in=True)
+        if not await self.code.count():
+            if await self.alert.count():
+                raise PortalDrift("2-step verification: the method picker refused the choice")
+            raise PortalDrift("2-step verification: no code field after choosing the method")
+
+    async def enter_code(self, code: str) -> str:
+        await (await require(self.code, "2-step verification: code field")).fill(code)
+        if await self.remember_device.count():
+            await self.remember_device.check()
+        button = await require(self.verify, "2-step verification: Verify")
+        return await navigate(self.page, button.click, signing_in=True)
+
+    async def mfa_refused(self) -> bool:
+        """Still on the code form after Verify: the code (or the account) was refused."""
+        return self.path in MFA_PATHS and await self.alert.count() > 0
+
+    async def skip_password_prompt(self) -> str:
+        if await self.password_expired.count():
+            raise NeedsAttention("password expired: the portal requires a password change")
+        button = await require(self.remind_me_later, "password prompt: Remind me later")
+        return await navigate(self.page, button.click, signing_in=True)
+
+    async def continue_past_announcements(self) -> str:
+        await require(self.announcements, "announcements: heading")
+        button = await require(self.continue_, "announcements: Continue")
+        return await navigate(self.page, button.click, signing_in=True)
+
+
+@dataclass(frozen=True)
+class Org:
+    org_id: str
+    name: str
+    state: str  # state code (option value)
+    state_name: str
+
+
+class OrgPicker:
+    """Select your organization: State then Organization, both type-then-choose comboboxes."""
+
+    def __init__(self, page: Page) -> None:
+        self.page = page
+        self.heading = page.get_by_role("heading", name="Select your organization")
+        self.state = page.get_by_role("combobox", name="State", exact=True)
+        self.states = page.get_by_role("listbox", name="State", exact=True, include_hidden=True)
+        self.org = page.get_by_role("combobox", name="Organization", exact=True)
+        self.orgs = page.get_by_role("listbox", name="Organization", exact=True, include_hidden=True)
+        self.continue_ = page.get_by_role("button", name="Continue", exact=True)
+
+    async def options(self) -> list[Org]:
+        """Every organization this account may work for, with its state (read from the lists'
+        options: their values are the portal's organization ids and state codes)."""
+        await require(self.heading, "organization picker: heading")
+        states = {v: label for v, label, _ in await _options(self.states, "organization picker: states")}
+        orgs = []
+        for value, label, tag in await _options(self.orgs, "organization picker: organizations"):
+            if tag not in states:
+                raise PortalDrift("organization picker: an organization without a listed state")
+            orgs.append(Org(value, label, tag, states[tag]))
+        if not orgs:
+            raise PortalDrift("organization picker: no organizations listed")
+        return orgs
+
+    async def choose(self, org: Org) -> str:
+        await _choose(self.state, self.states, org.state_name, "organization picker: State")
+        await _choose(self.org, self.orgs, org.name, "organization picker: Organization")
+        button = await require(self.continue_, "organization picker: Continue")
+        return await navigate(self.page, button.click, signing_in=True)
+
+
+async def _options(listbox: Locator, what: str) -> list[tuple[str, str, str | None]]:
+    """(value, label, tag) of a combobox's options, shown or not."""
+    await require(listbox, what)
+    return [(o["value"], o["label"], o["tag"]) for o in await listbox.get_by_role(
+        "option", include_hidden=True).evaluate_all(
+        "els => els.map(e => ({value: e.dataset.value || '', label: e.textContent.trim(),"
+        " tag: e.dataset.tag || null}))")]
+
+
+async def _choose(combo: Locator, listbox: Locator, label: str, what: str) -> Locator:
+    """Type the option's label, then choose it (typing alone sets nothing). Returns the option clicked
+    (callers that expect a navigation click it themselves)."""
+    await (await require(combo, what)).fill(label)
+    option = listbox.get_by_role("option", name=label, exact=True)
+    await option.wait_for()
+    await option.click()
+    return option
+
+
+# ---------------------------------------------------------------------- the shell
+class Shell:
+    """The top page: menus, organization switch, and iframe#newBodyFrame where the apps load."""
+
+    def __init__(self, page: Page) -> None:
+        self.page = page
+        self.frame_element = page.locator("iframe#newBodyFrame")  # the portal's fixed app frame id
+        self.log_out = page.get_by_role("button", name="Log out", exact=True)
+        self.claims_menu = page.get_by_role("button", name="Claims & Payments", exact=True)
+        self.claim_status = page.get_by_role("link", name="Claim Status", exact=True)
+        self.close_menu = page.get_by_role("button", name="Close menu")
+        self.change_org = page.get_by_role("link", name="Change organization", exact=True)
+
+    async def is_shown(self) -> bool:
+        return path_of(self.page) == APP and await self.frame_element.count() == 1 \
+            and await self.log_out.count() == 1
+
+    async def open(self) -> None:
+        """Load the shell and wait for the app in its frame (so that no later frame navigation races
+        the frame's first load)."""
+        if await goto(self.page, APP) != APP:
+            raise SessionExpired("the portal did not open its home shell")
+        if not await self.is_shown():
+            raise PortalUnavailable("the portal's home shell came back incomplete")
+        await self.wait_for_app()
+
+    async def wait_for_app(self) -> None:
+        """Wait for the frame's document (an app, or an error page: then say which)."""
+        inner = self.page.frame_locator("iframe#newBodyFrame")
+        await inner.get_by_role("main").or_(inner.get_by_role("heading")).first.wait_for(state="attached")
+        await landed(await self.frame(), None)
+
+    async def frame(self) -> Frame:
+        """The frame inside iframe#newBodyFrame (taken from the element: a frame whose navigation
+        failed has lost its name)."""
+        handle = await (await require(self.frame_element, "shell: application frame")).element_handle()
+        frame = await handle.content_frame()
+        if frame is None:
+            raise PortalUnavailable("shell: the application frame is not loaded")
+        return frame
+
+    async def open_claim_status(self) -> Frame:
+        """Claims & Payments > Claim Status: loads the tool into the frame."""
+        if not await self.claim_status.is_visible():  # the menu may already be open (and stay open)
+            await (await require(self.claims_menu, "shell: Claims & Payments menu")).click()
+        link = await require(self.claim_status, "shell: Claim Status menu item")
+        frame = await self.frame()
+        path = await navigate(frame, link.click)
+        if path != CLAIM_STATUS_APP:
+            raise PortalDrift("shell: Claim Status opened another page")
+        if await self.close_menu.is_visible():  # the sticky menu covers the top of the frame
+            await self.close_menu.click()
+        return frame
+
+    async def change_organization(self) -> OrgPicker:
+        link = await require(self.change_org, "shell: Change organization")
+        if await navigate(self.page, link.click) != ORGS:
+            raise PortalDrift("shell: Change organization opened another page")
+        return OrgPicker(self.page)
+
+
+# ---------------------------------------------------------------------- the claim status tool
+@dataclass
+class ResultRow:
+    index: int
+    cells: dict[str, str]
+
+
+@dataclass
+class LinePanel:
+    title: str
+    fields: dict[str, str]
+    adjustments: list[dict[str, str]] | None  # None: this payer prints no adjustments here
+    remarks: str | None
+
+
+@dataclass
+class ClaimDetail:
+    """The detail modal as printed (strings)."""
+
+    badge: str
+    rejection: str | None
+    summary: dict[str, str]
+    payment: dict[str, str]
+    no_payment: bool
+    lines: list[LinePanel]
+    codes: list[dict[str, str]] | None  # None: this payer returns no reason codes with claim status
+    remit_link: bool
+
+
+class ClaimStatusApp:
+    """Claim status inquiry inside the frame: pickers, search forms, results, detail modal."""
+
+    def __init__(self, frame: Frame) -> None:
+        self.frame = frame
+        self.page = frame.page
+        self.heading = frame.get_by_role("heading", name="Claim status inquiry", exact=True)
+        self.org = frame.get_by_role("combobox", name="Organization", exact=True)
+        self.orgs = frame.get_by_role("listbox", name="Organization", exact=True, include_hidden=True)
+        self.payer = frame.get_by_role("combobox", name="Payer", exact=True)
+        self.payers = frame.get_by_role("listbox", name="Payer", exact=True, include_hidden=True)
+        self.member_tab = frame.get_by_role("tab", name=re.compile(r"^(Member|Subscriber) search$"))
+        self.claim_tab = frame.get_by_role("tab", name="Claim number search", exact=True)
+        self.member_id = frame.get_by_label(re.compile(r"^(Member|Subscriber) ID\b"))
+        self.patient_is_subscriber = frame.get_by_label("Patient is subscriber", exact=True)
+        self.subscriber_dob = frame.get_by_label(re.compile(r"^Subscriber date of birth\b"))
+        self.dos_from = frame.get_by_label(re.compile(r"^Service from date\b"))
+        self.dos_to = frame.get_by_label(re.compile(r"^Service to date\b"))
+        self.npi = frame.get_by_label(re.compile(r"^(Billing provider|Provider) NPI\b"))
+        self.claim_number = frame.get_by_label(re.compile(r"^Payer claim number\b"))
+        self.submit = frame.get_by_role("button", name="Submit", exact=True)  # the shown tab's form
+        self.error_dialog = frame.get_by_role("alertdialog", name="Error")
+        self.error_ok = self.error_dialog.get_by_role("button", name="OK", exact=True)
+        # The results area is an aria-live section without a name: found by its fixed id.
+        self.results = frame.locator("#results")
+        self.result_table = self.results.get_by_role("table")
+        self.result_count = self.results.get_by_text(re.compile(r"^\d+ claims? found$"))
+        self.outcome = (self.result_table.or_(self.results.get_by_role("alert"))
+                        .or_(self.results.get_by_role("heading")).or_(self.error_dialog))
+        self.detail = frame.get_by_role("dialog", name="Claim detail")
+
+    async def is_shown(self) -> bool:
+        return path_of(self.frame) == CLAIM_STATUS_APP and await self.heading.count() == 1
+
+    # -- pickers
+    async def org_options(self) -> dict[str, str]:
+        return {v: label for v, label, _ in await _options(self.orgs, "claim status: organization list")}
+
+    async def payer_options(self) -> dict[str, str]:
+        return {v: label for v, label, _ in await _options(self.payers, "claim status: payer list")}
+
+    async def org_shown(self) -> str:
+        return await (await require(self.org, "claim status: Organization picker")).input_value()
+
+    async def payer_shown(self) -> str:
+        return await (await require(self.payer, "claim status: Payer picker")).input_value()
+
+    async def choose_org(self, name: str) -> None:
+        await self._choose_and_reload(self.org, self.orgs, name, "claim status: Organization picker")
+
+    async def choose_payer(self, name: str) -> None:
+        await self._choose_and_reload(self.payer, self.payers, name, "claim status: Payer picker")
+
+    async def _choose_and_reload(self, combo: Locator, listbox: Locator, label: str, what: str) -> None:
+        """Choosing an organization or a payer reloads the tool in the frame."""
+        await (await require(combo, what)).fill(label)
+        option = listbox.get_by_role("option", name=label, exact=True)
+        await option.wait_for()
+        if await navigate(self.frame, option.click) != CLAIM_STATUS_APP:
+            raise PortalDrift(f"{what}: the tool did not reload")
+
+    # -- searches
+    async def search_by_claim_number(self, number: str) -> list[ResultRow]:
+        await (await require(self.claim_tab, "claim status: Claim number search tab")).click()
+        await (await require(self.claim_number, "claim status: Payer claim number field")).fill(number)
+        return await self._submit()
+
+    async def search_by_member(self, member_id: str, dos_from: str, dos_to: str, npi: str,
+                               subscriber_dob: str | None) -> list[ResultRow]:
+        """The member form of the chosen payer: "standard" (Member ID) or "alt" (Subscriber ID with a
+        patient-is-subscriber box and a required date of birth)."""
+        await (await require(self.member_tab, "claim status: member search tab")).click()
+        await (await require(self.member_id, "claim status: member/subscriber ID field")).fill(member_id)
+        if await self.patient_is_subscriber.count():
+            if subscriber_dob is None:
+                raise PortalDrift("claim status: this payer's form needs a date of birth")
+            await self.patient_is_subscriber.check()
+            await (await require(self.subscriber_dob, "claim status: Subscriber date of birth")).fill(
+                subscriber_dob)
+        await (await require(self.dos_from, "claim status: Service from date")).fill(dos_from)
+        await (await require(self.dos_to, "claim status: Service to date")).fill(dos_to)
+        await (await require(self.npi, "claim status: provider NPI field")).fill(npi)
+        return await self._submit()
+
+    async def form_ready(self) -> bool:
+        """Both search tabs and every field this adapter fills are on the page, found by their labels
+        (a label whose generated id collides with another element's finds nothing)."""
+        fields = [self.member_tab, self.claim_tab, self.member_id, self.dos_from, self.dos_to, self.npi,
+                  self.claim_number]
+        if await self.patient_is_subscriber.count():
+            fields.append(self.subscriber_dob)
+        return all([await f.count() == 1 for f in fields])
+
+    async def needs_subscriber_dob(self) -> bool:
+        return await self.patient_is_subscriber.count() > 0
+
+    async def _submit(self) -> list[ResultRow]:
+        button = await require(self.submit, "claim status: Submit")
+        async with self.page.expect_request(
+                lambda r: r.method == "POST" and urlsplit(r.url).path == SEARCH) as info:
+            await button.click()
+        resp = await (await info.value).response()  # None when the request failed (connection lost)
+        if resp is None:
+            raise PortalUnavailable("claim search: the request failed")
+        if resp.status == 401:
+            raise SessionExpired("claim search: the portal ended the session")
+        if resp.status == 429:
+            raise ChallengePresented("claim search: the portal shows its unusual-activity challenge")
+        await self.outcome.first.wait_for()
+        if await self.error_dialog.count():
+            # the error dialog sits over a still-visible loading overlay: read it, then OK (closes both)
+            messages = await self.error_dialog.get_by_role("listitem").all_inner_texts()
+            await self.error_ok.click()
+            raise mapping.search_error([m.strip() for m in messages])
+        if await self.results.get_by_role("heading", name="System maintenance").count():
+            raise Maintenance("claim search: the portal shows its maintenance page")
+        alerts = [t.strip() for t in await self.results.get_by_role("alert").all_inner_texts()]
+        alerts = [a for a in alerts if not mapping.is_informational(a)]
+        for a in alerts:
+            why = mapping.not_found_reason(a)
+            if why:
+                raise _NotFound(why)
+        if alerts:  # inline errors (when the portal does not use its error dialog)
+            raise mapping.search_error(alerts)
+        if resp.status >= 500:
+            raise PortalUnavailable(f"claim search: the portal answered HTTP {resp.status}")
+        if resp.status != 200:
+            raise PortalDrift(f"claim search: the portal answered HTTP {resp.status}")
+        count_text = await (await require(self.result_count, "claim status: result count")).inner_text()
+        rows = await read_grid(self.result_table, RESULT_COLUMNS, "claim status: results table")
+        if len(rows) != int(count_text.split()[0]):
+            raise PortalUnavailable("claim search: fewer rows than the count shown (page cut short)")
+        return [ResultRow(i, r) for i, r in enumerate(rows)]
+
+    # -- detail
+    async def close_detail(self) -> None:
+        """Close a detail left open (after a failed read)."""
+        if await self.detail.count():
+            await DetailModal(self.frame, self.detail).close()
+
+    async def open_detail(self, row: ResultRow) -> DetailModal:
+        """Open a result's detail modal and wait for its cards (each its own request behind a loader)."""
+        if await self.detail.count():
+            raise PortalDrift("claim status: a claim detail is already open")
+        link = self.result_table.locator("tbody").get_by_role("row").nth(row.index).get_by_role("link")
+        await require(link, "claim status: result link")
+        statuses: list[int] = []
+        failed = asyncio.Event()  # a card request died: its loader would spin forever
+
+        def on_response(r: PwResponse) -> None:
+            if CARDS in r.url and "/cards/" in r.url:
+                statuses.append(r.status)
+
+        def on_failed(r: PwRequest) -> None:
+            if CARDS in r.url and "/cards/" in r.url:
+                failed.set()
+
+        self.page.on("response", on_response)
+        self.page.on("requestfailed", on_failed)
+        try:
+            await link.click()
+            modal = DetailModal(self.frame, self.detail)
+            try:
+                await self.detail.wait_for()
+                await _until(modal.loaders.first.wait_for(state="detached"), failed,
+                             "claim detail: a card request failed")
+            except PlaywrightError:
+                _card_errors(statuses)
+                raise
+        finally:
+            self.page.remove_listener("response", on_response)
+            self.page.remove_listener("requestfailed", on_failed)
+        _card_errors(statuses)
+        if len(statuses) != CARD_COUNT or path_of(self.page) != APP:
+            raise PortalUnavailable("claim detail: not every card loaded")
+        return modal
+
+
+async def _until(wait: Awaitable[None], failed: asyncio.Event, why: str) -> None:
+    """Await `wait`, unless `failed` is set first (then PortalUnavailable at once, not at the timeout)."""
+    done_task = asyncio.ensure_future(wait)
+    failed_task = asyncio.ensure_future(failed.wait())
+    try:
+        await asyncio.wait({done_task, failed_task}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for t in (done_task, failed_task):
+            if not t.done():
+                t.cancel()
+    if done_task.done() and not done_task.cancelled():
+        done_task.result()  # re-raises a timeout
+        return
+    raise PortalUnavailable(why)
+
+
+class _NotFound(Exception):
+    """Internal: the portal said "not found" (the adapter adds the claim reference)."""
+
+    def __init__(self, why: str) -> None:
+        super().__init__(why)
+        self.why = why
+
+
+def _card_errors(statuses: list[int]) -> None:
+    if 401 in statuses:
+        raise SessionExpired("claim detail: the portal ended the session")
+    if 429 in statuses:
+        raise ChallengePresented("claim detail: the portal shows its unusual-activity challenge")
+    if 503 in statuses:
+        raise PortalUnavailable("claim detail: a card answered HTTP 503 (maintenance or outage)")
+    if any(s >= 500 for s in statuses):
+        raise PortalUnavailable("claim detail: a card answered with a server error")
+    if any(s != 200 for s in statuses):
+        raise PortalDrift("claim detail: a card was refused")
+
+
+def _line_panel(title: str, data: dict | None) -> LinePanel:
+    if data is None:
+        raise PortalDrift("claim detail: a service line did not open")
+    grids = data["grids"]
+    adjustments = None
+    if grids:
+        if len(grids) != 1 or tuple(grids[0]["headers"]) != ADJ_COLUMNS:
+            raise PortalDrift("claim detail: adjustment table changed")
+        if any(len(r) != len(ADJ_COLUMNS) for r in grids[0]["rows"]):
+            raise PortalDrift("claim detail: adjustment row shape changed")
+        adjustments = [dict(zip(ADJ_COLUMNS, r, strict=True)) for r in grids[0]["rows"]]
+    return LinePanel(title=title, fields=data["fields"], adjustments=adjustments, remarks=data["remarks"])
+
+
+class DetailModal:
+    """The claim detail: cards found by their headings; closed accordions opened before reading."""
+
+    def __init__(self, frame: Frame, dialog: Locator) -> None:
+        self.frame = frame
+        self.dialog = dialog
+        self.loaders = dialog.get_by_role("progressbar", name="Loading")
+        self.summary = self._card("Claim information")
+        self.payment = self._card("Payment")
+        self.lines = self._card("Service lines")
+        self.codes = self._card("Reason/Remark Codes")
+        # The badge has no accessible name; the portal marks it as its status-label field.
+        self.badge = self.summary.locator("[data-field=status_label]")
+        self.rejection = self.summary.get_by_role("alert")
+        self.no_payment = self.payment.get_by_text("No payment information is available for this claim.")
+        self.line_toggles = self.lines.get_by_role("button", name=re.compile(r"^Line \d+:"))
+        self.remit_link = self.lines.get_by_role("link", name="View remittance", exact=True)
+        self.code_toggle = self.codes.get_by_role("button", name="Code descriptions", exact=True)
+        self.codes_table = self.codes.get_by_role("table", include_hidden=True)
+        self.no_codes_here = self.codes.get_by_text("This payer does not return reason codes with claim status.")
+        self.close_button = dialog.get_by_role("button", name="Close", exact=True)
+
+    def _card(self, heading: str) -> Locator:
+        return self.dialog.locator("section").filter(
+            has=self.frame.get_by_role("heading", name=heading, exact=True))
+
+    async def read(self) -> ClaimDetail:
+        badge = (await (await require(self.badge, "claim detail: status badge")).inner_text()).strip()
+        rejection = None
+        if await self.rejection.count():
+            text = (await self.rejection.inner_text()).strip()
+            prefix = "Rejected by the payer:"
+            if not text.startswith(prefix):
+                raise PortalDrift("claim detail: unknown alert on the summary card")
+            rejection = text[len(prefix):].strip()
+        summary = await (await require(self.summary, "claim detail: summary card")).evaluate(_PAIRS_JS)
+        payment = await (await require(self.payment, "claim detail: payment card")).evaluate(_PAIRS_JS)
+        await require(self.lines, "claim detail: service lines card")
+        lines = await self._lines()
+        codes: list[dict[str, str]] | None = None
+        await require(self.codes, "claim detail: reason/remark codes card")
+        if await self.no_codes_here.count():
+            codes = None
+        else:
+            toggle = await require(self.code_toggle, "claim detail: Code descriptions")
+            _, expanded, own_panel = await toggle.evaluate(_TOGGLE_STATE_JS)
+            if expanded != "true" and own_panel:
+                await toggle.click()
+            if await self.codes_table.count():
+                codes = await read_grid(self.codes_table, CODE_COLUMNS, "claim detail: code descriptions")
+            elif await self.codes.get_by_text("No reason or remark codes on this claim.").count():
+                codes = []
+            else:
+                raise PortalDrift("claim detail: code descriptions not shown")
+        return ClaimDetail(badge=badge, rejection=rejection, summary=summary, payment=payment,
+                           no_payment=await self.no_payment.count() > 0, lines=lines, codes=codes,
+                           remit_link=await self.remit_link.count() > 0)
+
+    async def _lines(self) -> list[LinePanel]:
+        """One accordion per service line, in line order: open the closed ones, then read them all."""
+        toggles = self.line_toggles
+        states = await toggles.evaluate_all(f"els => els.map({_TOGGLE_STATE_JS})")
+        for i, (_, expanded, own_panel) in enumerate(states):
+            if expanded != "true" and own_panel:  # never click a toggle that would hide something else
+                await toggles.nth(i).click()
+        panels = await toggles.evaluate_all(f"els => els.map({_LINE_PANEL_JS})")
+        if len(panels) != len(states):
+            raise PortalDrift("claim detail: service lines changed while reading")
+        return [_line_panel(title, data) for (title, _, _), data in zip(states, panels, strict=True)]
+
+    async def open_remittance(self) -> Page:
+        """View remittance opens the remittance viewer in a new tab."""
+        link = await require(self.remit_link, "claim detail: View remittance")
+        async with self.frame.page.context.expect_page() as info:
+            await link.click()
+        tab = await info.value
+        await tab.wait_for_load_state("domcontentloaded")
+        return tab
+
+    async def close(self) -> None:
+        if await self.close_button.count():
+            await self.close_button.click()
+            await self.dialog.wait_for(state="detached")
+
+
+# ---------------------------------------------------------------------- remittance viewer
+@dataclass
+class Remit:
+    remit: dict[str, str]
+    adjustments: list[dict[str, str]]
+
+
+class RemitViewer:
+    """The remittance viewer tab (step-up verification first, once per portal session)."""
+
+    def __init__(self, page: Page) -> None:
+        self.page = page
+        self.heading = page.get_by_role("heading", name="Remittance Viewer", exact=True)
+        self.no_remit = page.get_by_role("alert").filter(has_text=mapping.NO_REMIT)
+        self.remits = page.get_by_role("table").filter(
+            has=page.get_by_role("columnheader", name="Check/EFT number", exact=True))
+        self.adjustments = page.get_by_role("table").filter(
+            has=page.get_by_role("columnheader", name="CARC", exact=True))
+        self.view_more = self.adjustments.get_by_role("button", name="View More", exact=True)
+
+    async def landed(self) -> str:
+        path = path_of(self.page)
+        if path in MFA_PATHS:
+            await landed(self.page, None, signing_in=True)
+            return path
+        return await landed(self.page, None)
+
+    async def read(self) -> Remit | None:
+        """The remit row and its adjustments; None when the viewer says it has no remittance."""
+        await require(self.heading, "remittance viewer: heading")
+        if await self.no_remit.count():
+            return None
+        remits = await read_grid(self.remits, REMITS_COLUMNS, "remittance viewer: remits")
+        if len(remits) != 1:
+            raise PortalDrift("remittance viewer: expected one remit for the claim")
+        for _ in range(MAX_VIEW_MORE):  # long descriptions are cut at 60 characters behind View More
+            if not await self.view_more.count():
+                break
+            await self.view_more.first.click()
+        else:
+            raise PortalDrift("remittance viewer: too many truncated descriptions")
+        rows = await read_grid(self.adjustments, REMIT_ADJ_COLUMNS, "remittance viewer: adjustments")
+        for r in rows:
+            r["Description"] = re.sub(r"\s*View (Less|More)$", "", r["Description"])
+        return Remit(remits[0], rows)
