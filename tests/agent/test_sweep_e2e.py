@@ -56,7 +56,7 @@ def _make_all_due(rt):
 
 
 @pytest.mark.timeout(1200)
-@pytest.mark.parametrize("onboarded", [500], indirect=True)
+@pytest.mark.parametrize("onboarded", [200], indirect=True)
 async def test_full_sweep_finds_exactly_the_ground_truth(sandbox, onboarded):
     rt = onboarded
     summary = await rt.runner().sweep(claim_ids=_all_ids(rt), trigger="test")
@@ -64,9 +64,9 @@ async def test_full_sweep_finds_exactly_the_ground_truth(sandbox, onboarded):
     assert summary.counts["failed"] == 0, dict(summary.errors)
     assert summary.counts["blocked_actions"] == 0
     cmp = compare_with_truth(rt.Session, sandbox.control)
-    assert cmp["checked"] == cmp["claims"] > 450
+    assert cmp["checked"] == cmp["claims"] > 180
     assert cmp["status_matches"] == cmp["checked"]
-    assert cmp["carc_sets_match"] and cmp["found_denied_claims"] == cmp["truth_denied_claims"] > 30
+    assert cmp["carc_sets_match"] and cmp["found_denied_claims"] == cmp["truth_denied_claims"] > 12
     # one login per account, not per claim
     assert summary.counts["logins"] == 9
     with rt.Session() as s:
