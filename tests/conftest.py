@@ -98,3 +98,14 @@ def browser_type_launch_args(browser_type_launch_args):
     if b.executable_path:
         args["executable_path"] = b.executable_path
     return args
+
+
+SYNC_PLAYWRIGHT_FIXTURES = {"page", "browser", "context"}
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """Run the sync pytest-playwright tests last: their session-wide Playwright keeps an event loop
+    running in the main thread, after which asyncio tests (the adapters, the agent) cannot start a loop."""
+    sync = [i for i in items if SYNC_PLAYWRIGHT_FIXTURES & set(getattr(i, "fixturenames", ()))]
+    ids = {id(i) for i in sync}
+    items[:] = [i for i in items if id(i) not in ids] + sync
