@@ -4,15 +4,21 @@ Every context the agent creates routes all requests through one handler that
 - aborts any non-GET request the adapter did not declare in `allowed_writes` (login/MFA/search) and
   records it as a blocked action (method + path only: queries can hold PHI);
 - aborts images, fonts and media (nothing an adapter reads) and requests to other hosts.
-Note (Playwright): routing disables the HTTP cache; long-lived contexts accumulate request data, so the
-runner recycles a context every N claims.
+- holds every request the portal counts toward its rate limit (the adapter's `counted_requests`) until
+  the account's token bucket (agent/pacing.py) has room.
+Several lookups can be in flight on one session: each runs on a page leased for it (`lease()`); inside a
+lease, `page()` is that page, `page_state()` its adapter state, `show_evidence(page)` names the page a
+status was read from (e.g. a tab the adapter opened), and blocked requests are attributed to it.
+Note (Playwright): routing disables the HTTP cache.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -20,6 +26,7 @@ from urllib.parse import urlsplit
 
 from playwright.async_api import Browser, BrowserContext, Page, Playwright, Route, async_playwright
 
+from agent.pacing import TokenBucket
 from core.config import BrowserSettings
 from portals.base import RequestPattern
 
@@ -28,18 +35,37 @@ READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 @dataclass
+class Lease:
+    """One lookup's page on a session; the runner holds it until it has captured what it needs."""
+
+    page: Page
+    state: dict[str, Any]
+    evidence_page: Page | None = None
+    extra_pages: list[Page] = field(default_factory=list)
+    blocked: list[dict] = field(default_factory=list)
+
+
+_LEASE: ContextVar[Lease | None] = ContextVar("portal_agent_lease", default=None)
+
+
+@dataclass
 class Capture:
-    """A page as it was: HTML and screenshot, with their SHA-256 (PHI: store encrypted, never log)."""
+    """A page as it was: HTML (with the HTML of its frames) and a screenshot, with their SHA-256
+    (PHI: store encrypted, never log)."""
 
     url_path: str
     html: str
     png: bytes
     taken_at: datetime
     reason: str
+    frames: list[dict] = field(default_factory=list)  # [{"url_path", "html"}] of child frames (iframes)
 
     @property
     def html_sha256(self) -> str:
-        return hashlib.sha256(self.html.encode()).hexdigest()
+        h = hashlib.sha256(self.html.encode())
+        for f in self.frames:  # the frames' HTML is part of what was read
+            h.update(b"\x00" + f["html"].encode())
+        return h.hexdigest()
 
     @property
     def png_sha256(self) -> str:
@@ -54,20 +80,92 @@ class BrowserSession:
     base_url: str
     blocked: list[dict] = field(default_factory=list)
     requests: int = 0
+    counted: int = 0  # requests the portal counts toward its rate limit (paced)
     _main: Page | None = None
     state: dict[str, Any] = field(default_factory=dict)  # adapter's per-session cache (e.g. crosswalk)
+    pacer: TokenBucket | None = None
+    _idle: list[Page] = field(default_factory=list)
+    _page_state: dict[int, dict[str, Any]] = field(default_factory=dict)
+    _leases: dict[int, Lease] = field(default_factory=dict)  # id(page) -> lease, for blocked attribution
 
     async def page(self) -> Page:
-        """The session's main page (created on first use)."""
+        """The current lease's page; outside a lease, the session's main page (created on first use)."""
+        lease = _LEASE.get()
+        if lease is not None and not lease.page.is_closed():
+            return lease.page
         if self._main is None or self._main.is_closed():
             self._main = await self.context.new_page()
         return self._main
 
+    def page_state(self, page: Page | None = None) -> dict[str, Any]:
+        """Adapter state that belongs to one page (its app instance, its feed...)."""
+        if page is None:
+            lease = _LEASE.get()
+            page = lease.page if lease is not None else self._main
+        return self._page_state.setdefault(id(page), {})
+
     async def new_page(self) -> Page:
-        return await self.context.new_page()
+        """An extra tab (closed when the current lease ends, if the adapter has not closed it)."""
+        page = await self.context.new_page()
+        lease = _LEASE.get()
+        if lease is not None:
+            lease.extra_pages.append(page)
+            self._leases[id(page)] = lease
+        return page
+
+    def show_evidence(self, page: Page) -> None:
+        """Name the page the current lookup read its result from (default: the lease's page)."""
+        lease = _LEASE.get()
+        if lease is not None:
+            lease.evidence_page = page
+
+    @asynccontextmanager
+    async def lease(self) -> AsyncIterator[Lease]:
+        """A page of its own for one lookup: reused across lookups, never shared by two at once."""
+        page = None
+        while self._idle:
+            candidate = self._idle.pop()
+            if not candidate.is_closed():
+                page = candidate
+                break
+        if page is None:
+            if self._main is not None and not self._main.is_closed() and not any(
+                    le.page is self._main for le in self._leases.values()):
+                page = self._main
+            else:
+                page = await self.context.new_page()
+        lease = Lease(page, self.page_state(page))
+        self._leases[id(page)] = lease
+        token = _LEASE.set(lease)
+        try:
+            yield lease
+        finally:
+            _LEASE.reset(token)
+            for extra in lease.extra_pages:
+                self._leases.pop(id(extra), None)
+                if not extra.is_closed():
+                    try:
+                        await extra.close()
+                    except Exception:  # noqa: BLE001 - closing a tab must not hide a result or failure
+                        pass
+            self._leases.pop(id(page), None)
+            if not page.is_closed():
+                self._idle.append(page)
+            else:
+                self._page_state.pop(id(page), None)
+
+    def _blocked(self, page: Page | None, entry: dict) -> None:
+        self.blocked.append(entry)
+        lease = self._leases.get(id(page)) if page is not None else None
+        if lease is not None:
+            lease.blocked.append(entry)
 
     async def capture(self, page: Page | None = None, reason: str = "") -> Capture | None:
-        """Snapshot a page for evidence; None if there is no live page to capture."""
+        """Snapshot a page (and its frames) for evidence; None if there is no live page to capture."""
+        if page is None:
+            lease = _LEASE.get()
+            if lease is not None:
+                page = lease.evidence_page or lease.page
         page = page or self._main
         if page is None or page.is_closed():
             pages = [p for p in self.context.pages if not p.is_closed()]
@@ -76,10 +174,16 @@ class BrowserSession:
             page = pages[-1]
         try:
             html = await page.content()
+            frames = []
+            for frame in page.frames[1:]:
+                try:
+                    frames.append({"url_path": urlsplit(frame.url).path, "html": await frame.content()})
+                except Exception:  # noqa: BLE001 - a frame detached while reading
+                    continue
             png = await page.screenshot(full_page=True, timeout=10_000)
         except Exception:  # noqa: BLE001 - a dying page must not hide the original failure
             return None
-        return Capture(urlsplit(page.url).path, html, png, datetime.now(UTC), reason)
+        return Capture(urlsplit(page.url).path, html, png, datetime.now(UTC), reason, frames)
 
     async def storage_state(self) -> dict:
         return await self.context.storage_state()
@@ -110,13 +214,14 @@ class BrowserPool:
 
     async def new_session(self, base_url: str, allowed_writes: Sequence[RequestPattern],
                           storage_state: dict | None = None, block_resources: bool = True,
-                          timeout_ms: int = 20_000) -> BrowserSession:
+                          timeout_ms: int = 20_000, pacer: TokenBucket | None = None,
+                          counted: Sequence[RequestPattern] = ()) -> BrowserSession:
         browser = await self.browser()
         ctx = await browser.new_context(storage_state=storage_state, base_url=base_url,
                                         viewport={"width": 1280, "height": 900}, locale="en-US",
                                         timezone_id="America/New_York")
         ctx.set_default_timeout(timeout_ms)
-        session = BrowserSession(ctx, base_url)
+        session = BrowserSession(ctx, base_url, pacer=pacer)
         host = urlsplit(base_url).netloc
 
         async def guard(route: Route) -> None:
@@ -130,11 +235,17 @@ class BrowserPool:
                 return
             method = req.method.upper()
             if method not in READ_METHODS and not any(p.matches(method, req.url) for p in allowed_writes):
-                session.blocked.append({"method": method, "path": parts.path,
-                                        "at": datetime.now(UTC).isoformat()})
+                try:
+                    page = req.frame.page
+                except Exception:  # noqa: BLE001 - service worker or detached frame: no page to blame
+                    page = None
+                session._blocked(page, {"method": method, "path": parts.path, "at": datetime.now(UTC).isoformat()})
                 await route.abort("blockedbyclient")
                 return
             session.requests += 1
+            if session.pacer is not None and any(p.matches(method, req.url) for p in counted):
+                session.counted += 1
+                await session.pacer.acquire()
             await route.continue_()
 
         await ctx.route("**/*", guard)

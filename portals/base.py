@@ -22,13 +22,26 @@ class Capability(enum.StrEnum):
 
 
 class RequestPattern(BaseModel):
-    """A state-changing request an adapter may send (login, MFA, search). All others are blocked."""
+    """A request by method ("*" = any) and URL regex. Used for the state-changing requests an adapter may
+    send (login, MFA, search: all others are blocked) and for the requests a portal counts toward its
+    rate limit (paced by the agent)."""
 
     method: str
     url_regex: str
 
     def matches(self, method: str, url: str) -> bool:
-        return method.upper() == self.method.upper() and re.search(self.url_regex, url) is not None
+        return (self.method == "*" or method.upper() == self.method.upper()) \
+            and re.search(self.url_regex, url) is not None
+
+    @classmethod
+    def post(cls, path: str) -> RequestPattern:
+        """A POST to exactly `path` on the portal's host (any query string)."""
+        return cls(method="POST", url_regex=rf"^https?://[^/?#]+{re.escape(path)}(?:\?[^#]*)?$")
+
+    @classmethod
+    def under(cls, path_prefix: str, method: str = "*") -> RequestPattern:
+        """Any request (or `method`) whose path starts with `path_prefix`."""
+        return cls(method=method, url_regex=rf"^https?://[^/?#]+{re.escape(path_prefix)}")
 
 
 class Credentials(BaseModel):
@@ -93,9 +106,13 @@ class ClaimStatusResult(BaseModel):
     # what the page showed, verbatim
     raw_label: str
     raw: dict[str, Any] = {}
-    # proof: the identifiers the page echoed
+    # proof: the identifiers the page showed for the claim it read (checked against the query before
+    # returning; the runner checks them again and refuses a result that does not prove its claim)
     shown_member_id: str | None = Field(default=None, repr=False)
     shown_dos_from: date | None = None
+    shown_dos_to: date | None = None
+    shown_claim_number: str | None = None  # as the page printed it (before normalization)
+    shown_billed: Decimal | None = None
     evidence_ref: str | None = None
 
     @property
@@ -196,7 +213,12 @@ class PortalAdapter(Protocol):
     key: ClassVar[str]
     capabilities: ClassVar[frozenset[Capability]]
     allowed_writes: ClassVar[tuple[RequestPattern, ...]]
-    max_in_flight: ClassVar[int]  # lookups one logged-in session can have in flight
+    max_in_flight: ClassVar[int]  # lookups one logged-in session can have in flight (each on its own page)
+    # The portal's per-account rate limit (requests a minute it tolerates before its "unusual activity"
+    # challenge) and which requests it counts; the agent paces counted requests under the limit.
+    rate_limit_per_minute: ClassVar[int | None]
+    counted_requests: ClassVar[tuple[RequestPattern, ...]]
+    requests_per_lookup: ClassVar[int]  # fewest counted requests one claim lookup needs (from the fixture)
 
     async def login(self, session: Any, creds: Credentials) -> None: ...
 

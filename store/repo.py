@@ -96,7 +96,8 @@ def first_check_at(submitted_on: date, payer: Payer) -> datetime:
 
 def fingerprint(r: ClaimStatusResult) -> str:
     body = r.model_dump(mode="json", exclude={"observed_at", "evidence_ref", "raw", "raw_label", "claim_ref",
-                                               "shown_member_id", "shown_dos_from"})
+                                               "shown_member_id", "shown_dos_from", "shown_dos_to",
+                                               "shown_claim_number", "shown_billed"})
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
 

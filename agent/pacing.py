@@ -1,0 +1,74 @@
+"""Per-account pacing: a token bucket just under the portal's rate limit, applied to every request the
+portal counts, at the moment the browser sends it (the guard route holds the request until a token is
+free). Many lookups in flight on one account then share one budget and the "unusual activity" challenge
+never fires.
+
+The portal counts a sliding minute; a bucket of `burst` tokens refilled at `r` per second lets through at
+most `burst + 60 r` requests in any minute, so r = (limit - burst - margin) / 60.
+
+One pacer per (portal address, username) in this process, shared by every context of that account (a
+sweep and an on-demand check of the same account). Across processes the pacer is not shared: the
+scale-out runner must keep it in Redis (DESIGN: distributed task queue).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+
+
+@dataclass
+class TokenBucket:
+    limit_per_minute: int
+    burst: int = 4
+    margin: int = 4  # requests kept free under the limit: the portal counts on arrival, we on sending
+    _tokens: float = field(init=False)
+    _at: float = field(init=False)
+    _lock: asyncio.Lock = field(init=False, default_factory=asyncio.Lock)
+    waited_s: float = 0.0  # total time requests were held (for benchmarks)
+    sent: int = 0
+
+    def __post_init__(self) -> None:
+        self.burst = max(1, min(self.burst, self.limit_per_minute // 4 or 1))
+        self._tokens = float(self.burst)
+        self._at = time.monotonic()
+
+    @property
+    def rate_per_s(self) -> float:
+        return max(self.limit_per_minute - self.burst - self.margin, 1) / 60.0
+
+    async def acquire(self) -> None:
+        """Wait for one token (FIFO: the lock orders waiters)."""
+        async with self._lock:
+            now = time.monotonic()
+            self._tokens = min(self.burst, self._tokens + (now - self._at) * self.rate_per_s)
+            self._at = now
+            if self._tokens < 1:
+                wait = (1 - self._tokens) / self.rate_per_s
+                self.waited_s += wait
+                await asyncio.sleep(wait)
+                now = time.monotonic()
+                self._tokens = min(self.burst, self._tokens + (now - self._at) * self.rate_per_s)
+                self._at = now
+            self._tokens -= 1
+            self.sent += 1
+
+
+_PACERS: dict[tuple[str, str, int], TokenBucket] = {}
+
+
+def pacer_for(base_url: str, username: str, limit_per_minute: int | None) -> TokenBucket | None:
+    """The account's shared bucket (created on first use); None when the portal declares no limit."""
+    if not limit_per_minute:
+        return None
+    key = (base_url.rstrip("/"), username, id(asyncio.get_running_loop()))
+    bucket = _PACERS.get(key)
+    if bucket is None or bucket.limit_per_minute != limit_per_minute:
+        bucket = _PACERS[key] = TokenBucket(limit_per_minute)
+    return bucket
+
+
+def reset_pacers() -> None:
+    """Forget every bucket (tests and benchmarks that restart a sandbox)."""
+    _PACERS.clear()
