@@ -84,6 +84,7 @@ class BrowserSession:
     _main: Page | None = None
     state: dict[str, Any] = field(default_factory=dict)  # adapter's per-session cache (e.g. crosswalk)
     pacer: TokenBucket | None = None
+    recycle_after: int = 0  # lookups a leased page serves before it is replaced (0 = never)
     _idle: list[Page] = field(default_factory=list)
     _page_state: dict[int, dict[str, Any]] = field(default_factory=dict)
     _leases: dict[int, Lease] = field(default_factory=dict)  # id(page) -> lease, for blocked attribution
@@ -128,12 +129,8 @@ class BrowserSession:
             if not candidate.is_closed():
                 page = candidate
                 break
-        if page is None:
-            if self._main is not None and not self._main.is_closed() and not any(
-                    le.page is self._main for le in self._leases.values()):
-                page = self._main
-            else:
-                page = await self.context.new_page()
+        if page is None:  # never the main page: login and verify use it while lookups run
+            page = await self.context.new_page()
         lease = Lease(page, self.page_state(page))
         self._leases[id(page)] = lease
         token = _LEASE.set(lease)
@@ -149,6 +146,12 @@ class BrowserSession:
                     except Exception:  # noqa: BLE001 - closing a tab must not hide a result or failure
                         pass
             self._leases.pop(id(page), None)
+            uses = lease.state["_uses"] = lease.state.get("_uses", 0) + 1
+            if not page.is_closed() and self.recycle_after and uses >= self.recycle_after:
+                try:  # long-lived pages accumulate memory (SPAs, request data): start a fresh one
+                    await page.close()
+                except Exception:  # noqa: BLE001
+                    pass
             if not page.is_closed():
                 self._idle.append(page)
             else:
@@ -215,13 +218,13 @@ class BrowserPool:
     async def new_session(self, base_url: str, allowed_writes: Sequence[RequestPattern],
                           storage_state: dict | None = None, block_resources: bool = True,
                           timeout_ms: int = 20_000, pacer: TokenBucket | None = None,
-                          counted: Sequence[RequestPattern] = ()) -> BrowserSession:
+                          counted: Sequence[RequestPattern] = (), recycle_after: int = 0) -> BrowserSession:
         browser = await self.browser()
         ctx = await browser.new_context(storage_state=storage_state, base_url=base_url,
                                         viewport={"width": 1280, "height": 900}, locale="en-US",
                                         timezone_id="America/New_York")
         ctx.set_default_timeout(timeout_ms)
-        session = BrowserSession(ctx, base_url, pacer=pacer)
+        session = BrowserSession(ctx, base_url, pacer=pacer, recycle_after=recycle_after)
         host = urlsplit(base_url).netloc
 
         async def guard(route: Route) -> None:

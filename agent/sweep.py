@@ -1,6 +1,14 @@
 """One sweep: for each portal account, one guarded browser context and one login reused for all its due
-claims; bounded concurrency per account and overall; retries with backoff for retryable errors; re-login
-on session expiry; the lockout guard; a circuit breaker per portal; evidence on every failure.
+claims; several lookups in flight per session (each on its own leased page, up to the adapter's
+max_in_flight), paced by the account's token bucket under the portal's rate limit; retries with backoff
+for retryable errors; re-login on session expiry; the lockout guard; a circuit breaker per portal.
+
+Trust (DESIGN §4): a lookup during which the read-only guard blocked a state-changing request fails as
+BlockedAction (its result, if any, is discarded); a result that does not prove its claim (agent/proof.py)
+fails as ClaimMismatch; every status change keeps the page it was read from as evidence, every failure
+keeps the failing page; each account's canary claim is read first and a different reading stops the
+account as drift before any other result is stored. Account health (last check, failures, circuit,
+drift, canary) is written at the end of each account's run.
 
 The runner does not care who calls it (CLI, APScheduler, an API on-demand check, a distributed worker):
 `SweepRunner.sweep(...)` is the whole job. Logs carry ids and error types, never PHI or secrets.
@@ -9,10 +17,11 @@ The runner does not care who calls it (CLI, APScheduler, an API on-demand check,
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import structlog
@@ -20,11 +29,16 @@ import structlog
 from agent.browser import BrowserPool, BrowserSession
 from agent.evidence import EvidenceStore
 from agent.guards import CircuitBreaker, LockoutGuard
+from agent.pacing import pacer_for
+from agent.proof import unproven
 from core.config import Settings
 from portals.base import (
     AccountError,
     AccountLocked,
+    BlockedAction,
+    ClaimMismatch,
     ClaimQuery,
+    ClaimStatusResult,
     LoginRejected,
     MfaFailed,
     PortalDrift,
@@ -34,7 +48,7 @@ from portals.base import (
 )
 from store import accounts as acct_repo
 from store import repo
-from store.models import CheckFailure, Claim, PortalAccount, SweepRun
+from store.models import CheckFailure, Claim, Organization, Payer, PortalAccount, SweepRun
 
 log = structlog.get_logger("portal_agent.sweep")
 
@@ -53,12 +67,31 @@ class SweepSummary:
     errors: Counter = field(default_factory=Counter)
     accounts_needing_attention: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    durations: dict[int, float] = field(default_factory=dict)  # claim id -> s from lookup start to stored
+    canaries: dict[int, str] = field(default_factory=dict)  # account id -> ok | mismatch | failed | candidate
 
 
 @dataclass
 class _Job:
     claim_id: int
     query: ClaimQuery
+
+
+@dataclass
+class _Account:
+    """One account's live run: what an on-demand check of the same account joins instead of waiting."""
+
+    acct: PortalAccount
+    adapter: object
+    session: BrowserSession | None = None
+    breaker: CircuitBreaker | None = None
+    stop: list[str] = field(default_factory=list)  # set once the account must stop (reason)
+    login_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    login_epoch: int = 0  # bumped by every successful (re)login
+    checked: int = 0
+    failed: int = 0
+    consecutive_failures: int = 0
+    drift: tuple[str, str | None] | None = None  # (reason, evidence ref) of the first drift seen
 
 
 class SweepRunner:
@@ -72,7 +105,8 @@ class SweepRunner:
         self.vault = vault
         self.clock = clock
         self.adapters = adapters if adapters is not None else registry()
-        self.guard = LockoutGuard(window=_minutes(settings.lockout_window_minutes), clock=clock)
+        self.guard = LockoutGuard(window=timedelta(minutes=settings.lockout_window_minutes), clock=clock)
+        self._live: dict[int, _Account] = {}  # account id -> its run in progress (for on-demand checks)
 
     # ------------------------------------------------------------------ planning
     def _plan(self, s, portal_key: str | None, claim_ids: list[int] | None
@@ -99,12 +133,7 @@ class SweepRunner:
                 continue
             acct = candidates[rr[(c.org_id, payer.portal_key)] % len(candidates)]
             rr[(c.org_id, payer.portal_key)] += 1
-            q = ClaimQuery(claim_ref=c.external_id, payer_key=payer.key, payer_claim_number=c.payer_claim_number,
-                           member_id=c.member_id, patient_dob=c.patient_dob,
-                           patient_first_name=c.patient_first_name, patient_last_name=c.patient_last_name,
-                           dos_from=c.dos_from, dos_to=c.dos_to, billing_npi=c.billing_npi,
-                           billed=Decimal(c.billed_cents) / 100, org_external_id=orgs[c.org_id].external_id)
-            plan.setdefault(acct.id, (acct, []))[1].append(_Job(c.id, q))
+            plan.setdefault(acct.id, (acct, []))[1].append(_Job(c.id, _query(c, payer, orgs[c.org_id])))
         return list(plan.values())
 
     # ------------------------------------------------------------------ the sweep
@@ -123,7 +152,8 @@ class SweepRunner:
             on_plan(sum(len(jobs) for _, jobs in plan))
         breakers: dict[str, CircuitBreaker] = {}
         total = asyncio.Semaphore(self.settings.concurrency_total)
-        await asyncio.gather(*(self._run_account(run.id, a, jobs, breakers, total, summary, progress)
+        await asyncio.gather(*(self._run_account(run.id, a, jobs, breakers, total, summary, progress,
+                                                 canary=claim_ids is None)
                                for a, jobs in plan))
         finished = self.clock()
         summary.seconds = (finished - started).total_seconds()
@@ -138,86 +168,157 @@ class SweepRunner:
             if plan:
                 org_id = plan[0][0].org_id
                 repo.emit(s, org_id, "sweep.completed", f"sweep:{run.id}", {"run_id": run.id, "counts": run.counts})
+            purged = self.evidence.purge(s, self.settings.evidence_retention_days, now=finished)
             s.commit()
+        if purged:
+            log.info("evidence.purged", count=purged, retention_days=self.settings.evidence_retention_days)
         log.info("sweep.completed", run_id=run.id, **{k: v for k, v in summary.counts.items()})
         return summary
 
+    async def check_now(self, claim_id: int, *, trigger: str = "on_demand") -> SweepSummary:
+        """Check one claim now. If a sweep of the claim's account is running in this process, the check
+        joins that logged-in session (its own page, the account's pacing) instead of waiting for the sweep."""
+        with self.Session() as s:
+            plan = self._plan(s, None, [claim_id])
+            s.expunge_all()
+        live = self._live.get(plan[0][0].id) if plan else None
+        if live is None or live.session is None or live.stop:
+            return await self.sweep(claim_ids=[claim_id], trigger=trigger)
+        summary = SweepSummary(run_id=0)
+        job = plan[0][1][0]
+        with self.Session() as s:
+            run = SweepRun(portal_key=live.acct.portal_key, trigger=trigger, started_at=self.clock(),
+                           status="running", counts={})
+            s.add(run)
+            s.commit()
+        summary.run_id = run.id
+        t0 = time.monotonic()
+        await self._check(run.id, live, job, summary, None)
+        summary.seconds = time.monotonic() - t0
+        with self.Session() as s:
+            run = s.get(SweepRun, run.id)
+            run.finished_at = self.clock()
+            run.status = "completed" if summary.counts["checked"] else "failed"
+            run.counts = {**summary.counts, "errors": dict(summary.errors), "joined_live_session": 1}
+            s.commit()
+        return summary
+
+    def _rate_limit(self, adapter, portal_key: str) -> int | None:
+        """The portal's limit as the adapter declares it, lowered by settings (never raised)."""
+        declared = getattr(adapter, "rate_limit_per_minute", None)
+        override = self.settings.rate_limits.get(portal_key)
+        if declared and override:
+            return min(declared, override)
+        return declared or override
+
     async def _run_account(self, run_id: int, acct: PortalAccount, jobs: list[_Job],
                            breakers: dict[str, CircuitBreaker], total: asyncio.Semaphore,
-                           summary: SweepSummary, progress) -> None:
+                           summary: SweepSummary, progress, canary: bool = True) -> None:
         adapter_cls = self.adapters.get(acct.portal_key)
         if adapter_cls is None:
             for job in jobs:
                 self._fail(run_id, acct, job, "NoAdapter", f"no adapter registered for {acct.portal_key}",
                            False, None, summary, progress)
             return
-        adapter = adapter_cls()
-        breaker = breakers.setdefault(acct.portal_key, CircuitBreaker(
+        run = _Account(acct, adapter_cls())
+        run.breaker = breakers.setdefault(acct.portal_key, CircuitBreaker(
             threshold=self.settings.breaker_threshold, clock=self.clock))
-        session: BrowserSession | None = None
-        login_lock = asyncio.Lock()
-        account_stop: list[str] = []  # set once the account must stop (reason)
+        self._live[acct.id] = run
         try:
-            session, reason = await self._open_session(adapter, acct, summary, breaker)
+            reason = await self._open_session(run, summary)
             if reason:
-                account_stop.append(reason)
+                run.stop.append(reason)
+            if canary and not run.stop:
+                jobs = await self._canary(run_id, run, jobs, summary, progress)
             per_account = asyncio.Semaphore(max(1, min(self.settings.concurrency_per_account,
-                                                       getattr(adapter, "max_in_flight", 1))))
-
-            async def relogin() -> bool:
-                async with login_lock:
-                    if account_stop:
-                        return False
-                    ok, why = await self._login(adapter, session, acct, summary, relogin=True, breaker=breaker)
-                    if not ok:
-                        account_stop.append(why)
-                    return ok
+                                                       getattr(run.adapter, "max_in_flight", 1))))
 
             async def one(job: _Job) -> None:
                 async with per_account, total:
-                    if account_stop:
-                        self._fail(run_id, acct, job, "AccountStopped", account_stop[0], True, None, summary,
-                                   progress)
+                    if run.stop:
+                        self._fail(run_id, acct, job, "AccountStopped", run.stop[0], True, None, summary, progress)
                         return
-                    if not breaker.allow():
+                    if not run.breaker.allow():
                         self._fail(run_id, acct, job, "CircuitOpen", f"circuit open for {acct.portal_key}",
                                    True, None, summary, progress)
                         return
-                    await self._check(run_id, adapter, session, acct, job, breaker, relogin, account_stop,
-                                      summary, progress)
+                    await self._check(run_id, run, job, summary, progress)
 
             await asyncio.gather(*(one(j) for j in jobs))
-            if session is not None and not account_stop:
-                state = await session.storage_state()
-                with self.Session() as s:
-                    a = s.get(PortalAccount, acct.id)
-                    acct_repo.save_state(self.vault, a, state)
-                    a.last_success_at = self.clock()
-                    s.commit()
+            if run.session is not None and not run.stop:
+                await self._save_state(run, success=True)
         finally:
-            if session is not None:
-                summary.counts["requests"] += session.requests
-                if session.blocked:
-                    summary.counts["blocked_actions"] += len(session.blocked)
-                await session.close()
+            self._live.pop(acct.id, None)
+            self._write_health(run)
+            if run.session is not None:
+                summary.counts["requests"] += run.session.requests
+                summary.counts["counted_requests"] += run.session.counted
+                if run.session.blocked:
+                    summary.counts["blocked_actions"] += len(run.session.blocked)
+                await run.session.close()
 
-    async def _open_session(self, adapter, acct: PortalAccount, summary, breaker: CircuitBreaker
-                            ) -> tuple[BrowserSession | None, str]:
+    async def _save_state(self, run: _Account, success: bool = False) -> None:
+        state = await run.session.storage_state()
+        with self.Session() as s:
+            a = s.get(PortalAccount, run.acct.id)
+            acct_repo.save_state(self.vault, a, state)
+            if success:
+                a.last_success_at = self.clock()
+            s.commit()
+
+    def _write_health(self, run: _Account) -> None:
+        now = self.clock()
+        with self.Session() as s:
+            a = s.get(PortalAccount, run.acct.id)
+            if run.checked:
+                a.last_check_at = now
+            if run.failed:
+                a.last_failure_at = now
+            a.consecutive_failures = (a.consecutive_failures or 0) + run.consecutive_failures \
+                if not run.checked else run.consecutive_failures
+            b = run.breaker
+            if b is not None:
+                a.circuit_state = "closed" if b.opened_at is None else "open"
+                a.circuit_opened_at = b.opened_at
+            if run.drift is not None:
+                a.drift_at, a.drift_reason, a.drift_evidence_ref = now, run.drift[0][:2000], run.drift[1]
+                repo.emit(s, a.org_id, "portal.drift_detected", f"account:{a.id}", {
+                    "account_id": a.id, "portal": a.portal_key, "reason": run.drift[0][:500],
+                    "evidence_ref": run.drift[1]})
+            s.commit()
+
+    async def _open_session(self, run: _Account, summary) -> str:
+        acct, adapter = run.acct, run.adapter
         state = acct_repo.saved_state(self.vault, acct)
-        session = await self.pool.new_session(acct.base_url, adapter.allowed_writes, storage_state=state)
+        pacer = pacer_for(acct.base_url, acct.username, self._rate_limit(adapter, acct.portal_key))
+        run.session = await self.pool.new_session(
+            acct.base_url, adapter.allowed_writes, storage_state=state, pacer=pacer,
+            counted=getattr(adapter, "counted_requests", ()), recycle_after=self.settings.recycle_context_every)
         if state is not None:
             try:
-                if await adapter.verify(session):
+                if await adapter.verify(run.session):
                     summary.counts["sessions_restored"] += 1
-                    return session, ""
+                    return ""
             except PortalError:
                 pass
             summary.counts["sessions_stale"] += 1
-        ok, why = await self._login(adapter, session, acct, summary, breaker=breaker)
-        return session, "" if ok else why
+        ok, why = await self._login(run, summary)
+        return "" if ok else why
 
-    async def _login(self, adapter, session: BrowserSession, acct: PortalAccount, summary,
-                     relogin: bool = False, breaker: CircuitBreaker | None = None) -> tuple[bool, str]:
+    async def _relogin(self, run: _Account, epoch_seen: int, summary) -> bool:
+        """Log in again after a session expiry, once for all the lookups that saw it."""
+        async with run.login_lock:
+            if run.stop:
+                return False
+            if run.login_epoch > epoch_seen:
+                return True  # another lookup already logged in again
+            ok, why = await self._login(run, summary, relogin=True)
+            if not ok:
+                run.stop.append(why)
+            return ok
+
+    async def _login(self, run: _Account, summary, relogin: bool = False) -> tuple[bool, str]:
+        acct, adapter, session, breaker = run.acct, run.adapter, run.session, run.breaker
         if breaker is not None and not breaker.allow():
             return False, f"circuit open for {acct.portal_key}"
         allowed, why = self.guard.password_allowed(acct.status, acct.last_failed_login_at)
@@ -228,19 +329,24 @@ class SweepRunner:
         try:
             await adapter.login(session, creds)
         except AccountError as e:
-            await self._account_failed(acct, e, session, summary)
+            await self._account_failed(acct, e, await session.capture(reason=type(e).__name__), summary)
             return False, f"{type(e).__name__}: {e}"
         except PortalError as e:
             summary.errors[f"login.{type(e).__name__}"] += 1
             if breaker is not None and (isinstance(e, PortalDrift) or e.retryable):
                 self._breaker_failure(breaker, acct, e)
             cap = await session.capture(reason=f"login {type(e).__name__}")
+            ref = None
             if cap:
                 with self.Session() as s:
-                    self.evidence.save(s, cap, portal_key=acct.portal_key, kind="failure", org_id=acct.org_id,
-                                       account_id=acct.id)
+                    ref = self.evidence.save(s, cap, portal_key=acct.portal_key, kind="failure",
+                                             org_id=acct.org_id, account_id=acct.id).ref
                     s.commit()
+            if isinstance(e, PortalDrift) and run.drift is None:
+                run.drift = (f"login: {e}", ref)
+            run.failed += 1
             return False, f"login failed: {type(e).__name__}"
+        run.login_epoch += 1
         summary.counts["relogins" if relogin else "logins"] += 1
         with self.Session() as s:
             a = s.get(PortalAccount, acct.id)
@@ -249,15 +355,16 @@ class SweepRunner:
                 acct_repo.clear_attention(a)
             s.commit()
         acct.status = "active"
+        if not relogin:  # a check in another process can restore this session instead of logging in
+            await self._save_state(run)
         return True, ""
 
-    async def _account_failed(self, acct: PortalAccount, e: AccountError, session: BrowserSession,
-                              summary) -> None:
-        cap = await session.capture(reason=type(e).__name__)
+    async def _account_failed(self, acct: PortalAccount, e: AccountError, cap, summary) -> None:
         with self.Session() as s:
             a = s.get(PortalAccount, acct.id)
             acct_repo.needs_attention(a, f"{type(e).__name__}: {e}", self.clock(),
                                       failed_login=isinstance(e, FAILED_LOGIN_ERRORS))
+            a.last_error = type(e).__name__
             ev = self.evidence.save(s, cap, portal_key=acct.portal_key, kind="failure", org_id=acct.org_id,
                                     account_id=acct.id) if cap else None
             repo.emit(s, acct.org_id, "portal.account_failed", f"account:{acct.id}", {
@@ -270,41 +377,127 @@ class SweepRunner:
         summary.errors[f"account.{type(e).__name__}"] += 1
         log.warning("account.needs_attention", account_id=acct.id, portal=acct.portal_key, error=type(e).__name__)
 
-    async def _check(self, run_id, adapter, session, acct, job: _Job, breaker, relogin, account_stop,
-                     summary, progress) -> None:
+    # ------------------------------------------------------------------ the canary
+    async def _canary(self, run_id: int, run: _Account, jobs: list[_Job], summary, progress) -> list[_Job]:
+        """Read the account's canary first. A confirmed canary that reads differently stops the account as
+        drift before any other result is stored. A candidate becomes the canary once it has read the same
+        way `canary_reads` times in a row; one that moves is dropped for another."""
+        acct = run.acct
+        with self.Session() as s:
+            a = s.get(PortalAccount, acct.id)
+            claim = s.get(Claim, a.canary_claim_id) if a.canary_claim_id else None
+            if claim is None:
+                claim = repo.canary_candidate(s, a)
+                if claim is None:
+                    return jobs
+                a.canary_claim_id, a.canary_fingerprint, a.canary_pinned = claim.id, None, False
+                s.commit()
+            expected = a.canary_fingerprint
+            job = _Job(claim.id, _query(claim, s.get(Payer, claim.payer_id), s.get(Organization, claim.org_id)))
+        outcome = await self._check(run_id, run, job, summary, progress, canary_fp=expected)
+        result = {"checked": "ok" if expected else "candidate"}.get(outcome, outcome)
+        with self.Session() as s:
+            a = s.get(PortalAccount, acct.id)
+            a.canary_checked_at, a.canary_result = self.clock(), result
+            if outcome == "checked" and expected is None:
+                fps = repo.recent_fingerprints(s, claim.id, self.settings.canary_reads)
+                if len(set(fps)) > 1:  # it moved: not settled, choose another next time
+                    a.canary_claim_id = None
+                elif len(fps) >= self.settings.canary_reads:
+                    a.canary_fingerprint = fps[0]
+            s.commit()
+        summary.canaries[acct.id] = result
+        if outcome == "mismatch":
+            run.stop.append("canary claim read differently: drift")
+        elif outcome == "failed" and expected is not None:
+            run.stop.append("canary claim could not be read")
+        return [j for j in jobs if j.claim_id != claim.id]
+
+    # ------------------------------------------------------------------ one claim
+    async def _check(self, run_id, run: _Account, job: _Job, summary, progress,
+                     canary_fp: str | None = None) -> str:
+        """Check one claim: 'checked', 'failed', or 'mismatch' (a canary read differently)."""
+        acct, adapter, session, breaker = run.acct, run.adapter, run.session, run.breaker
         attempts = 0
         delay = self.settings.retry_backoff_s
+        started = time.monotonic()
         while True:
             attempts += 1
-            try:
-                result = await adapter.claim_status(session, job.query)
-            except SessionExpired as e:
-                summary.counts["session_expired"] += 1
-                if attempts < self.settings.max_attempts and await relogin():
+            epoch = run.login_epoch
+            async with session.lease() as lease:
+                error: PortalError | None = None
+                result: ClaimStatusResult | None = None
+                try:
+                    result = await adapter.claim_status(session, job.query)
+                except PortalError as e:
+                    error = e
+                except Exception as e:  # noqa: BLE001 - an adapter bug fails its claim, never the sweep
+                    log.error("adapter.crashed", claim_id=job.claim_id, portal=acct.portal_key, error=type(e).__name__)
+                    error = AdapterCrashed(f"the adapter raised {type(e).__name__}")
+                if lease.blocked:  # the guard stopped a state-changing request: never trust this lookup
+                    await self._blocked_action(run_id, run, job, lease.blocked, summary, progress)
+                    return "failed"
+                if result is not None:
+                    why = unproven(job.query, result)
+                    if why:
+                        error, result = ClaimMismatch(f"{job.query.claim_ref}: {why}"), None
+                if result is not None:
+                    breaker.success()
+                    if canary_fp is not None and repo.fingerprint(result) != canary_fp:
+                        cap = await session.capture(reason="canary read differently")
+                        self._fail(run_id, acct, job, "CanaryMismatch", "the canary claim read differently "
+                                   "from its known status", False, cap, summary, progress, run=run, drift=True)
+                        return "mismatch"
+                    await self._record(run_id, run, job, result, summary)
+                    summary.durations[job.claim_id] = time.monotonic() - started
+                    if progress:
+                        progress(1)
+                    return "checked"
+                action = "fail"
+                if isinstance(error, SessionExpired):
+                    summary.counts["session_expired"] += 1
+                    if attempts < self.settings.max_attempts:
+                        action = "relogin"
+                elif isinstance(error, AccountError):
+                    action = "account"
+                else:
+                    if isinstance(error, PortalDrift) or error.retryable:
+                        self._breaker_failure(breaker, acct, error)
+                    if error.retryable and attempts < self.settings.max_attempts and breaker.allow():
+                        action = "retry"
+                if action in ("fail", "account"):
+                    cap = await session.capture(reason=type(error).__name__)
+                    if action == "account" and not run.stop:
+                        run.stop.append(f"{type(error).__name__}: {error}")
+                        await self._account_failed(acct, error, cap, summary)
+                    self._fail(run_id, acct, job, type(error).__name__, str(error), error.retryable, cap,
+                               summary, progress, run=run, drift=isinstance(error, PortalDrift))
+                    return "failed"
+            if action == "relogin":
+                if await self._relogin(run, epoch, summary):
                     continue
-                await self._fail_with_evidence(run_id, acct, job, e, session, summary, progress)
-                return
-            except AccountError as e:
-                if not account_stop:
-                    account_stop.append(f"{type(e).__name__}: {e}")
-                    await self._account_failed(acct, e, session, summary)
-                await self._fail_with_evidence(run_id, acct, job, e, session, summary, progress)
-                return
-            except PortalError as e:
-                if isinstance(e, PortalDrift) or e.retryable:
-                    self._breaker_failure(breaker, acct, e)
-                if e.retryable and attempts < self.settings.max_attempts and breaker.allow():
-                    summary.counts["retries"] += 1
-                    await asyncio.sleep(delay)
-                    delay *= 2
-                    continue
-                await self._fail_with_evidence(run_id, acct, job, e, session, summary, progress)
-                return
-            breaker.success()
-            self._record(run_id, acct, job, result, summary)
-            if progress:
-                progress(1)
-            return
+                self._fail(run_id, acct, job, type(error).__name__, f"{error}; logging in again failed",
+                           True, None, summary, progress, run=run)
+                return "failed"
+            summary.counts["retries"] += 1
+            await asyncio.sleep(delay)
+            delay *= 2
+
+    async def _blocked_action(self, run_id, run: _Account, job: _Job, blocked: list[dict], summary,
+                              progress) -> None:
+        acct = run.acct
+        what = ", ".join(f"{b['method']} {b['path']}" for b in blocked)
+        cap = await run.session.capture(reason="blocked_action")
+        log.error("claim.blocked_action", claim_id=job.claim_id, portal=acct.portal_key,
+                  requests=[f"{b['method']} {b['path']}" for b in blocked])
+        ref = self._fail(run_id, acct, job, BlockedAction.__name__,
+                         f"the read-only guard blocked a state-changing request: {what}", False, cap, summary,
+                         progress, run=run)
+        with self.Session() as s:
+            repo.emit(s, acct.org_id, "portal.blocked_action", f"account:{acct.id}", {
+                "account_id": acct.id, "portal": acct.portal_key, "claim_id": job.claim_id,
+                "requests": [{"method": b["method"], "path": b["path"]} for b in blocked], "evidence_ref": ref})
+            s.commit()
 
     def _breaker_failure(self, breaker: CircuitBreaker, acct: PortalAccount, e: PortalError) -> None:
         if breaker.failure():
@@ -314,13 +507,26 @@ class SweepRunner:
                           {"portal": acct.portal_key, "error": type(e).__name__})
                 s.commit()
 
-    def _record(self, run_id, acct, job: _Job, result, summary: SweepSummary) -> None:
+    async def _record(self, run_id, run: _Account, job: _Job, result: ClaimStatusResult,
+                      summary: SweepSummary) -> None:
+        """Store a proven result; when it changes what we know, keep the page it was read from first."""
+        acct = run.acct
+        with self.Session() as s:
+            changed = repo.last_fingerprint(s, job.claim_id) != repo.fingerprint(result)
+        cap = await run.session.capture(reason="status change") if changed else None
         with self.Session() as s:
             claim = s.get(Claim, job.claim_id)
+            if cap is not None:
+                ev = self.evidence.save(s, cap, portal_key=acct.portal_key, kind="status_change",
+                                        org_id=acct.org_id, claim_id=claim.id, account_id=acct.id)
+                result.evidence_ref = ev.ref
+                summary.counts["evidence_kept"] += 1
             repo.record_result(s, claim, result, account_id=acct.id, sweep_run_id=run_id,
                                recheck_hours=self.settings.recheck_hours)
             claim.last_error = None
             s.commit()
+        run.checked += 1
+        run.consecutive_failures = 0
         summary.counts["checked"] += 1
         cat = result.status_category
         bucket = ("rejected" if result.is_rejection else "denied" if cat == "F2"
@@ -330,12 +536,8 @@ class SweepRunner:
             if k[1] == "denial":
                 summary.denial_carcs[k[3]] += 1
 
-    async def _fail_with_evidence(self, run_id, acct, job, e: PortalError, session, summary, progress) -> None:
-        cap = await session.capture(reason=type(e).__name__) if session else None
-        self._fail(run_id, acct, job, type(e).__name__, str(e), e.retryable, cap, summary, progress)
-
     def _fail(self, run_id, acct, job: _Job, error_type: str, message: str, retryable: bool, cap, summary,
-              progress) -> None:
+              progress, run: _Account | None = None, drift: bool = False) -> str | None:
         with self.Session() as s:
             claim = s.get(Claim, job.claim_id)
             ev = self.evidence.save(s, cap, portal_key=acct.portal_key, kind="failure", org_id=acct.org_id,
@@ -344,15 +546,29 @@ class SweepRunner:
                                error_type=error_type, message=message[:2000], retryable=retryable,
                                evidence_ref=ev.ref if ev else None))
             claim.last_error = error_type
+            ref = ev.ref if ev else None
             s.commit()
+        if run is not None:
+            run.failed += 1
+            run.consecutive_failures += 1
+            if drift and run.drift is None:
+                run.drift = (f"{error_type}: {message}", ref)
         summary.counts["failed"] += 1
         summary.errors[error_type] += 1
-        log.info("claim.check_failed", claim_id=job.claim_id, portal=acct.portal_key, error=error_type)
+        log.info("claim.check_failed", claim_id=job.claim_id, portal=acct.portal_key, error=error_type,
+                 evidence_ref=ref)
         if progress:
             progress(1)
+        return ref
 
 
-def _minutes(n: int):
-    from datetime import timedelta
+class AdapterCrashed(PortalError):
+    """The adapter raised something outside the contract's errors (a bug): the claim fails, with evidence."""
 
-    return timedelta(minutes=n)
+
+def _query(c: Claim, payer: Payer, org: Organization) -> ClaimQuery:
+    return ClaimQuery(claim_ref=c.external_id, payer_key=payer.key, payer_claim_number=c.payer_claim_number,
+                      member_id=c.member_id, patient_dob=c.patient_dob,
+                      patient_first_name=c.patient_first_name, patient_last_name=c.patient_last_name,
+                      dos_from=c.dos_from, dos_to=c.dos_to, billing_npi=c.billing_npi,
+                      billed=Decimal(c.billed_cents) / 100, org_external_id=org.external_id)

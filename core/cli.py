@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 from collections import Counter
+from pathlib import Path
 
 import typer
 from rich.console import Console
@@ -169,6 +170,133 @@ def check(claim_id: str = typer.Argument(..., help="the claim's id in the PMS (e
         c = s.get(Claim, ids[0])
         console.print(f"{claim_id}: status {c.status_category}/{c.status_code} fresh as of {c.fresh_as_of}"
                       + (f" (last error: {c.last_error})" if c.last_error else ""))
+
+
+def _actor() -> str:
+    import getpass
+
+    try:
+        return f"cli:{getpass.getuser()}"
+    except Exception:  # noqa: BLE001 - no user name in some containers
+        return "cli"
+
+
+def _when(dt) -> str:
+    return dt.strftime("%Y-%m-%d %H:%M") if dt else "-"
+
+
+@app.command()
+def evidence(
+    claim_id: str = typer.Argument(..., help="the claim's id in the PMS (external id)"),
+    export: str = typer.Option(None, "--export", help="evidence ref to export (from the list)"),
+    out: Path = typer.Option(Path("evidence-export"), "--out", help="directory to write the export to"),
+) -> None:
+    """List the evidence kept for a claim (pages read when its status changed, and failures), or export one
+    as files to attach to an appeal: screenshot, page HTML, manifest with SHA-256 hashes."""
+    from agent.runtime import Runtime
+    from store import repo
+    from store.models import Claim
+
+    configure("WARNING")
+    rt = Runtime.start(get_settings())
+    with rt.Session() as s:
+        ids = repo.claim_ids(s, external_id=claim_id)
+        if not ids:
+            raise typer.BadParameter(f"no tracked claim with id {claim_id!r}", param_hint="CLAIM_ID")
+        rows = repo.evidence_for_claim(s, ids[0])
+        org_id = s.get(Claim, ids[0]).org_id
+        if export is None:
+            repo.audit(s, org_id=org_id, actor=_actor(), action="evidence.list", subject=f"claim:{ids[0]}")
+            s.commit()
+            table = Table(title=f"evidence for {claim_id}")
+            for col in ("ref", "kind", "observed (UTC)", "portal", "page", "reason", "status read", "hashes"):
+                table.add_column(col)
+            status_by_ref = repo.observation_status_by_evidence(s, ids[0])
+            for r in rows:
+                table.add_row(r.ref, r.kind, _when(r.observed_at), r.portal_key, r.url_path or "-", r.reason or "-",
+                              status_by_ref.get(r.ref, "-"), "ok" if rt.evidence.verify(r) else "MISMATCH")
+            console.print(table if rows else f"no evidence kept for {claim_id}")
+            return
+        row = next((r for r in rows if r.ref == export), None)
+        if row is None:
+            raise typer.BadParameter(f"no evidence {export!r} for claim {claim_id!r}", param_hint="--export")
+        try:
+            files = rt.evidence.export(row, out, claim_external_id=claim_id)
+        except ValueError as e:
+            console.print(f"[red]{e}[/red]")
+            raise typer.Exit(1) from e
+        repo.audit(s, org_id=org_id, actor=_actor(), action="evidence.export", subject=f"evidence:{row.ref}")
+        s.commit()
+    for f in files:
+        console.print(str(f))
+
+
+@app.command()
+def health() -> None:
+    """Portal and account health: logins, last successful check, failures, circuit, drift, canary,
+    stale claims, and what needs attention."""
+    from datetime import UTC, datetime, timedelta
+
+    from agent.runtime import Runtime
+    from store import repo
+
+    configure("WARNING")
+    settings = get_settings()
+    rt = Runtime.start(settings)
+    now = datetime.now(UTC)
+    with rt.Session() as s:
+        rows = repo.account_health(s, now=now, stale_after=timedelta(hours=settings.recheck_hours * 2))
+    if not rows:
+        console.print("no portal accounts")
+        return
+    table = Table(title=f"portal health at {_when(now)} UTC (stale = not read for {settings.recheck_hours * 2:g} h)")
+    for col in ("portal", "account", "status", "last login", "last check", "fails", "circuit", "drift",
+                "canary", "open claims", "stale", "oldest read", "needs attention"):
+        table.add_column(col)
+    for r in rows:
+        canary = "-" if not r["canary_claim"] else (
+            f"{r['canary_claim']} {r['canary_result'] or 'unread'}" + ("" if r["canary_trusted"] else " (candidate)"))
+        drift = f"yes {_when(r['drift_at'])} {r['drift_evidence_ref'] or ''}" if r["drift"] else "no"
+        attention = r["needs_attention"]
+        table.add_row(r["portal"], f"{r['account_id']} {r['username']}", r["status"], _when(r["last_login_at"]),
+                      _when(r["last_check_at"]), str(r["consecutive_failures"]), r["circuit"], drift, canary,
+                      str(r["open_claims"]), str(r["stale_claims"]), _when(r["oldest_fresh_as_of"]),
+                      f"[red]{attention}[/red]" if attention else "-")
+    console.print(table)
+    bad = sum(1 for r in rows if r["needs_attention"])
+    console.print(f"{len(rows)} accounts, {bad} need attention")
+
+
+@app.command()
+def canary(
+    account_id: int = typer.Argument(..., help="portal account id (see `portal-agent health`)"),
+    claim_id: str = typer.Argument(None, help="the claim's id in the PMS; omit with --clear"),
+    clear: bool = typer.Option(False, "--clear", help="let the agent choose the canary again"),
+) -> None:
+    """Name an account's canary: a settled claim whose last reading is known to be right."""
+    from agent.runtime import Runtime
+    from store import repo
+    from store.models import Claim, PortalAccount
+
+    rt = Runtime.start(get_settings())
+    with rt.Session() as s:
+        acct = s.get(PortalAccount, account_id)
+        if acct is None:
+            raise typer.BadParameter(f"no portal account {account_id}", param_hint="ACCOUNT_ID")
+        claim = None
+        if not clear:
+            if not claim_id:
+                raise typer.BadParameter("give a claim id, or --clear", param_hint="CLAIM_ID")
+            ids = repo.claim_ids(s, external_id=claim_id)
+            claim = s.get(Claim, ids[0]) if ids else None
+            if claim is None or claim.org_id != acct.org_id:
+                raise typer.BadParameter(f"no claim {claim_id!r} in the account's organization", param_hint="CLAIM_ID")
+        try:
+            repo.pin_canary(s, acct, claim)
+        except ValueError as e:
+            raise typer.BadParameter(str(e), param_hint="CLAIM_ID") from e
+        s.commit()
+    console.print(f"account {account_id}: canary {'cleared' if clear else claim_id}")
 
 
 @app.command("rotate-keys")

@@ -54,16 +54,19 @@ class Settings(BaseSettings):
     evidence_retention_days: int = 400
     # sweep policy
     recheck_hours: float = 20.0  # a checked, unfinished claim is due again after this
-    concurrency_per_account: int = 2  # lookups in flight per logged-in session
-    concurrency_total: int = 6
+    concurrency_per_account: int = 4  # lookups in flight per logged-in session (capped by the adapter's)
+    concurrency_total: int = 16  # lookups in flight in this process
+    # per portal key: requests/minute to stay under when lower than what the adapter declares
+    rate_limits: dict[str, int] = Field(default_factory=dict)
+    canary_reads: int = 3  # identical reads before a candidate canary claim is trusted
     max_attempts: int = 3  # per claim per sweep, for retryable errors
     retry_backoff_s: float = 1.0  # first retry delay; doubles each attempt
     breaker_threshold: int = 5  # consecutive portal-level failures that stop a portal's sweep
     lockout_window_minutes: int = 60
-    recycle_context_every: int = 200
+    recycle_context_every: int = 200  # lookups a page serves before it is closed and a fresh one opened
     # job id -> crontab (UTC): nightly sweep of every portal, a midday pass for hot claims
     schedules: dict[str, str] = Field(default_factory=lambda: {"sweep:all:nightly": "0 2 * * *",
-                                                                "sweep:all:midday": "0 13 * * 1-5"})  # claims per browser context before it is recycled
+                                                                "sweep:all:midday": "0 13 * * 1-5"})
     browser: BrowserSettings = Field(default_factory=BrowserSettings)
     sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
 

@@ -83,6 +83,21 @@ class PortalAccount(Base):
     last_success_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_failed_login_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
+    # health (issue 10): what a biller needs to see to trust or distrust this account's data
+    last_check_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # last claim read
+    last_failure_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_error: Mapped[str | None] = mapped_column(String(64))  # error type of the last failed check/login
+    circuit_state: Mapped[str] = mapped_column(String(16), default="closed")  # closed | open
+    circuit_opened_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    drift_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    drift_reason: Mapped[str | None] = mapped_column(Text)
+    drift_evidence_ref: Mapped[str | None] = mapped_column(String(64))
+    # canary: a settled claim read first on every sweep; a different reading stops the account as drift
+    canary_claim_id: Mapped[int | None] = mapped_column(BigInteger().with_variant(Integer, "sqlite"))
+    canary_fingerprint: Mapped[str | None] = mapped_column(String(64))
+    canary_pinned: Mapped[bool] = mapped_column(Boolean, default=False)  # chosen by a human, not the agent
+    canary_checked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    canary_result: Mapped[str | None] = mapped_column(String(16))  # ok | mismatch | failed
 
 
 class Claim(Base):
@@ -90,6 +105,8 @@ class Claim(Base):
     __table_args__ = (
         UniqueConstraint("org_id", "external_id"),
         Index("ix_claims_due", "org_id", "finalized", "next_check_at"),
+        # claims_due (every org): the range on next_check_at, already in (next_check_at, id) order
+        Index("ix_claims_next_check", "next_check_at", "id"),
         Index("ix_claims_payer_claim_number", "org_id", "payer_claim_number"),
     )
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
@@ -289,3 +306,16 @@ class CheckFailure(Base):
     message: Mapped[str] = mapped_column(Text)
     retryable: Mapped[bool] = mapped_column(Boolean)
     evidence_ref: Mapped[str | None] = mapped_column(String(64))
+
+
+class AuditEntry(Base):
+    """Who read PHI (or exported evidence), when, about what. The subject is an id, never the PHI itself."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_log_org_at", "org_id", "at"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    org_id: Mapped[int | None] = mapped_column(ForeignKey("organizations.id"))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    actor: Mapped[str] = mapped_column(String(200))  # cli:<os user> | api:<key id> | agent
+    action: Mapped[str] = mapped_column(String(64))  # claim.read | evidence.list | evidence.export ...
+    subject: Mapped[str] = mapped_column(String(200))  # claim:<id> | evidence:<ref>

@@ -15,13 +15,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
-from sqlalchemy import delete, select
+from sqlalchemy import case, delete, select
 from sqlalchemy.orm import Session
 
 from portals.base import ClaimStatusResult
 from store import codes
 from store.models import (
     Adjustment,
+    AuditEntry,
     CarcCode,
     Claim,
     ClaimLine,
@@ -101,6 +102,12 @@ def fingerprint(r: ClaimStatusResult) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
 
+def last_fingerprint(s: Session, claim_id: int) -> str | None:
+    """The fingerprint of the claim's latest observation (None if never read)."""
+    return s.scalar(select(StatusObservation.fingerprint).where(StatusObservation.claim_id == claim_id)
+                    .order_by(StatusObservation.id.desc()).limit(1))
+
+
 def denial_keys(r: ClaimStatusResult) -> dict[tuple, dict]:
     """(line_key, kind, group, reason) -> details, for everything in `r` that is a denial or rejection."""
     out: dict[tuple, dict] = {}
@@ -132,9 +139,7 @@ def record_result(s: Session, claim: Claim, r: ClaimStatusResult, *, account_id:
                   sweep_run_id: int | None = None, recheck_hours: float = 24) -> RecordOutcome:
     """Store one check of `claim`. The caller commits (one transaction with the outbox events)."""
     fp = fingerprint(r)
-    last = s.scalar(select(StatusObservation.fingerprint).where(StatusObservation.claim_id == claim.id)
-                    .order_by(StatusObservation.id.desc()).limit(1))
-    changed = last != fp
+    changed = last_fingerprint(s, claim.id) != fp
     obs = StatusObservation(
         org_id=claim.org_id, claim_id=claim.id, observed_at=r.observed_at, source=r.portal_key,
         account_id=account_id, sweep_run_id=sweep_run_id, status_category=r.status_category,
@@ -285,3 +290,111 @@ def payer_for(s: Session, org_id: int, key: str) -> Payer | None:
 
 def evidence_older_than(s: Session, cutoff: datetime) -> list[Evidence]:
     return list(s.scalars(select(Evidence).where(Evidence.observed_at < cutoff)))
+
+
+def audit(s: Session, *, org_id: int | None, actor: str, action: str, subject: str,
+          at: datetime | None = None) -> None:
+    """Record a PHI read (or an evidence export). The caller commits."""
+    s.add(AuditEntry(org_id=org_id, at=at or utcnow(), actor=actor, action=action, subject=subject))
+
+
+def evidence_for_claim(s: Session, claim_id: int) -> list[Evidence]:
+    return list(s.scalars(select(Evidence).where(Evidence.claim_id == claim_id)
+                          .order_by(Evidence.observed_at, Evidence.id)))
+
+
+def evidence_by_ref(s: Session, ref: str) -> Evidence | None:
+    return s.scalar(select(Evidence).where(Evidence.ref == ref))
+
+
+def recent_fingerprints(s: Session, claim_id: int, n: int) -> list[str]:
+    return list(s.scalars(select(StatusObservation.fingerprint).where(StatusObservation.claim_id == claim_id)
+                          .order_by(StatusObservation.id.desc()).limit(n)))
+
+
+def canary_candidate(s: Session, acct: PortalAccount, exclude: set[int] = frozenset()) -> Claim | None:
+    """A settled claim this account has read: finalized, adjudicated (paid or denied, not a rejection),
+    no appeal open, oldest status first (the least likely to move)."""
+    q = (select(Claim).join(Payer, Payer.id == Claim.payer_id)
+         .where(Claim.org_id == acct.org_id, Payer.portal_key == acct.portal_key, Claim.finalized.is_(True),
+                Claim.appeal_open.is_(False), Claim.status_category.in_(("F1", "F2", "F4")),
+                Claim.fresh_as_of.is_not(None))
+         .order_by(Claim.fresh_as_of, Claim.id).limit(20))
+    for c in s.scalars(q):
+        if c.id not in exclude:
+            return c
+    return None
+
+
+def stale_claims(s: Session, *, older_than: datetime) -> dict[int, int]:
+    """Unfinished claims per org whose last successful read is older than `older_than` (or never)."""
+    from sqlalchemy import func, or_
+
+    rows = s.execute(select(Claim.org_id, func.count()).where(
+        Claim.finalized.is_(False), or_(Claim.fresh_as_of.is_(None), Claim.fresh_as_of < older_than))
+        .group_by(Claim.org_id))
+    return {org: n for org, n in rows}
+
+
+def account_health(s: Session, *, now: datetime, stale_after: timedelta) -> list[dict]:
+    """One row per portal account: logins, checks, failures, circuit, drift, canary, attention, and the
+    freshness of the claims it serves (unfinished claims whose last successful read is older than
+    `stale_after`, or that were never read)."""
+    from sqlalchemy import func, or_
+
+    stale_cut = now - stale_after
+    fresh = {}
+    for org_id, portal, total, stale, oldest in s.execute(
+            select(Claim.org_id, Payer.portal_key, func.count(),
+                   func.sum(case((or_(Claim.fresh_as_of.is_(None), Claim.fresh_as_of < stale_cut), 1), else_=0)),
+                   func.min(Claim.fresh_as_of))
+            .join(Payer, Payer.id == Claim.payer_id).where(Claim.finalized.is_(False))
+            .group_by(Claim.org_id, Payer.portal_key)):
+        fresh[(org_id, portal)] = (total, int(stale or 0), as_utc(oldest))
+    canary_ids = {a.canary_claim_id for a in s.scalars(select(PortalAccount)) if a.canary_claim_id}
+    canary_refs = dict(s.execute(select(Claim.id, Claim.external_id).where(Claim.id.in_(canary_ids)))) \
+        if canary_ids else {}
+    rows = []
+    for a in s.scalars(select(PortalAccount).order_by(PortalAccount.portal_key, PortalAccount.org_id,
+                                                      PortalAccount.id)):
+        total, stale, oldest = fresh.get((a.org_id, a.portal_key), (0, 0, None))
+        drift = a.drift_at is not None and (a.last_check_at is None or as_utc(a.drift_at) >= as_utc(a.last_check_at))
+        attention = a.attention_reason if a.status == "needs_attention" else None
+        if drift and not attention:
+            attention = f"drift: {a.drift_reason}"
+        elif a.circuit_state == "open" and not attention:
+            attention = "circuit open"
+        elif a.canary_result in ("mismatch", "failed") and not attention:
+            attention = f"canary {a.canary_result}"
+        rows.append({
+            "account_id": a.id, "org_id": a.org_id, "portal": a.portal_key, "username": a.username,
+            "status": a.status, "last_login_at": as_utc(a.last_login_at), "last_check_at": as_utc(a.last_check_at),
+            "last_failure_at": as_utc(a.last_failure_at), "consecutive_failures": a.consecutive_failures or 0,
+            "circuit": a.circuit_state, "drift": drift, "drift_at": as_utc(a.drift_at),
+            "drift_evidence_ref": a.drift_evidence_ref,
+            "canary_claim": canary_refs.get(a.canary_claim_id), "canary_trusted": a.canary_fingerprint is not None,
+            "canary_result": a.canary_result, "canary_checked_at": as_utc(a.canary_checked_at),
+            "open_claims": total, "stale_claims": stale, "oldest_fresh_as_of": oldest,
+            "needs_attention": attention,
+        })
+    return rows
+
+
+def pin_canary(s: Session, acct: PortalAccount, claim: Claim | None) -> None:
+    """A human names the account's canary: its latest reading is the known status (None: let the agent pick)."""
+    if claim is None:
+        acct.canary_claim_id, acct.canary_fingerprint, acct.canary_pinned = None, None, False
+        return
+    fp = last_fingerprint(s, claim.id)
+    if fp is None:
+        raise ValueError("the canary claim has never been read: check it first")
+    acct.canary_claim_id, acct.canary_fingerprint, acct.canary_pinned = claim.id, fp, True
+    acct.canary_result = None
+
+
+def observation_status_by_evidence(s: Session, claim_id: int) -> dict[str, str]:
+    """evidence ref -> the status read with it (category/code), for a claim's evidence list."""
+    rows = s.execute(select(StatusObservation.evidence_ref, StatusObservation.status_category,
+                            StatusObservation.status_code)
+                     .where(StatusObservation.claim_id == claim_id, StatusObservation.evidence_ref.is_not(None)))
+    return {ref: f"{cat}/{code or '-'}" for ref, cat, code in rows}

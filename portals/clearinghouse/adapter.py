@@ -5,34 +5,61 @@ the query's, read the detail modal card by card, and for payers that report reas
 the remittance viewer in its new tab (step-up verification once per portal session).
 
 Promises (DESIGN.md §4):
-- No silent false success: the claim is proven against the query on the detail itself (claim number +
-  member ID, or member ID + DOS overlap + billed amount + billing NPI), the remittance against the detail,
-  and the lines against the claim totals; every field comes from the page; an unknown badge, a badge that
-  disagrees with the printed 277 category, a code missing from the product's code lists, or a missing
-  element is PortalDrift.
+- No silent false success: the claim is proven against the query on the detail itself (member ID, the
+  exact service dates, billed amount and billing NPI, and the claim number when the query has one,
+  compared through `mapping.claim_number_key` so a reformatted number still matches), the detail
+  against the result row that was opened (a detail still showing the previous claim is waited out, then
+  refused), the remittance against the detail, and the lines against the claim totals. Several results
+  that prove the claim are AmbiguousClaim; none is ClaimMismatch. Every field comes from the page; an
+  unknown badge, a badge that disagrees with the printed 277 category, a code missing from the product's
+  code lists, or a missing element is PortalDrift. The result carries the identifiers the page showed.
 - Read-only: `allowed_writes` lists only the login, MFA, "remind me later", announcements, organization
-  and claim-search posts. Dispute the Claim, Message payer, the password change and the challenge form
-  are never pressed (and the guard would abort them).
-- Evidence is the runner's (it snapshots the main page on every failure); errors carry no PHI.
+  and claim-search posts. Dispute the Claim, Void claim, Message payer, Update patient address, the
+  password change and the challenge form are never pressed (and the guard would abort them).
+- Evidence: at the end of a lookup the tab still shows the claim read (its detail modal stays open until
+  the tab's next lookup); a status read from the remittance viewer names that tab (show_evidence).
 
-One lookup at a time per session (max_in_flight = 1): the portal keeps the chosen organization in the
-server session, so parallel tabs would search under each other's organization, and the remittance
-step-up is once per session. A lookup costs about 6 counted requests (search + 5 detail cards; +1-2
-when the organization or payer changes, +1-3 for a remittance) against 240 a minute per account: the
-agent should pace one account to about 35 lookups a minute (rate_limit_per_minute below).
+Lookups in flight (max_in_flight = 3): each lookup runs on its own tab (lease page) with its own copy
+of the tool, reused across lookups while it is set to the right organization and payer. What the portal
+keeps server-side and shares between tabs: the chosen organization (and its state), the remittance
+step-up, and the result references. The organization is guarded by `_OrgGate` (lookups for one
+organization share it; a lookup for another waits until none is in flight, then switches, and every tab
+reloads its tool); the step-up is answered by one tab at a time (a lock: two tabs at the MFA page would
+overwrite each other's return address); the references are per claim, not per tab, and the search form
+carries its payer. There is no CSRF token and no per-tab server state. Three tabs, because a lookup
+waits about 3 s on the portal under realistic latency (a search and five card requests in sequence,
+each 80-400 ms plus a 100-300 ms card delay), so one tab reaches about 20 lookups a minute, half the
+portal's ceiling, and three reach it with room for retries on 2 CPU cores (measured: see the report in
+fixtures/clearinghouse/README.md).
+
+Pacing is the agent's: the portal counts every authenticated request (`sb.rate_check` in the sandbox's
+per-request gate: the shell, every app page and fetch in the frame, the remittance viewer, the keep-alive
+and the sign-in steps after the password; not /login, /logout, /challenge or static files) against 240 a
+minute per account. requests_per_lookup = 6, counted from fixtures/clearinghouse/claims.py on a tab
+whose tool is already set to the claim's organization and payer: POST /apps/claim-status/search (1) +
+the detail modal's five card GETs /apps/claim-status/claims/<ref>/cards/{summary,payment,lines,codes,
+actions} (5); the same for a claim-number and a member search. More when a tab loads the tool
+(+2 for a new tab: /app and the tool; +1 per payer or organization change), for a KMI remittance
+(+1, +4 the first time: /remit, the step-up /mfa, /mfa/method, /mfa/verify) or when several results
+must be opened to find the claim (+5 each). Checked by tests/portals/test_clearinghouse_proof.py against
+the sandbox's `clearinghouse.counted_requests` counter. So one account tops out at 240 / 6 = 40
+lookups a minute.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, ParamSpec, TypeVar
 
 import pyotp
 from playwright.async_api import Error as PlaywrightError
-from playwright.async_api import Page
+from playwright.async_api import Frame, Page
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 
 from portals.base import (
@@ -76,7 +103,6 @@ from portals.clearinghouse.pages import (
     SignInPage,
     _NotFound,
     goto,
-    path_of,
 )
 
 P = ParamSpec("P")
@@ -85,14 +111,72 @@ R = TypeVar("R")
 MAX_SIGN_IN_STEPS = 8
 MAX_DETAIL_PROBES = 5  # candidates opened to compare identifiers before calling the search ambiguous
 MAX_DOS_RANGE = timedelta(days=90)  # the portal refuses wider service date ranges
-_TOTP = "clearinghouse.totp"  # session.state: TOTP generator, for the remittance step-up (memory only)
-_ORGS = "clearinghouse.orgs"  # session.state: organizations this account may work for
-_RELOAD = "clearinghouse.reload"  # session.state: the tool may be in a bad state; reload it first
+# session.state (session-wide, shared by every tab)
+_TOTP = "clearinghouse.totp"  # TOTP generator, for the remittance step-up (memory only)
+_ORGS = "clearinghouse.orgs"  # organizations this account may work for
+_ORGS_LOCK = "clearinghouse.orgs_lock"
+_GATE = "clearinghouse.org_gate"  # the organization the server session is set to (see _OrgGate)
+_STEPUP_LOCK = "clearinghouse.stepup_lock"
+_STEPPED_UP = "clearinghouse.stepped_up"  # the server session passed the remittance step-up
+# session.page_state() (one tab's)
+_RELOAD = "clearinghouse.reload"  # the tab's tool may be in a bad state; reload it first
+_TOOL = "clearinghouse.tool"  # the tab's loaded tool (_Tool)
+_REMIT_TAB = "clearinghouse.remit_tab"  # the remittance tab the tab's last lookup read (evidence)
 _LINE_NO = re.compile(r"^Line (\d+):")
 
 
-def _post(path: str) -> RequestPattern:
-    return RequestPattern(method="POST", url_regex=rf"^https?://[^/?#]+{path}(?:\?[^#]*)?$")
+@dataclass
+class _Tool:
+    """A tab's Claim Status tool as it was checked: reused while its frame has not navigated."""
+
+    app: ClaimStatusApp
+    frame: Frame
+    url: str
+    org_id: str
+    payer_id: str
+    epoch: int
+
+
+class _OrgGate:
+    """The organization is server-side state shared by every tab of a session: lookups for the same
+    organization run together; a lookup for another waits until none is in flight, then switches.
+    `epoch` changes with every switch (and every login): a tab whose tool was loaded in another epoch
+    reloads it, so that the server's organization is the one its tool shows."""
+
+    def __init__(self) -> None:
+        self.org_id: str | None = None
+        self.users = 0
+        self.epoch = 0
+        self._cond = asyncio.Condition()
+
+    def reset(self) -> None:
+        """A new server session (login): its organization is whatever the login chose."""
+        self.org_id = None
+        self.epoch += 1
+
+    @asynccontextmanager
+    async def use(self, org_id: str | None) -> AsyncIterator[int]:
+        """Hold the session on `org_id` (None: alone, for steps that change the organization)."""
+        async with self._cond:
+            await self._cond.wait_for(lambda: self.users == 0 or (org_id is not None and self.org_id == org_id))
+            if self.org_id != org_id or org_id is None:
+                self.org_id = org_id
+                self.epoch += 1
+            self.users += 1
+        try:
+            yield self.epoch
+        finally:
+            async with self._cond:
+                self.users -= 1
+                self._cond.notify_all()
+
+
+def _gate(session: Any) -> _OrgGate:
+    return session.state.setdefault(_GATE, _OrgGate())
+
+
+def _lock(session: Any, key: str) -> asyncio.Lock:
+    return session.state.setdefault(key, asyncio.Lock())
 
 
 def at_the_edge(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
@@ -104,13 +188,13 @@ def at_the_edge(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
         try:
             return await fn(*args, **kwargs)
         except PortalError:
-            session.state[_RELOAD] = True
+            session.page_state()[_RELOAD] = True
             raise
         except PlaywrightTimeout as e:
-            session.state[_RELOAD] = True
+            session.page_state()[_RELOAD] = True
             raise PortalUnavailable(f"{fn.__name__}: the portal did not answer in time") from e
         except PlaywrightError as e:
-            session.state[_RELOAD] = True
+            session.page_state()[_RELOAD] = True
             raise PortalUnavailable(f"{fn.__name__}: browser or network error") from e
 
     return wrapper
@@ -134,22 +218,36 @@ class ClearinghouseAdapter:
     key = "clearinghouse"
     capabilities = frozenset({Capability.CLAIM_STATUS})
     allowed_writes = (
-        _post("/login"),
-        _post("/mfa/method"),  # 2-step verification: Authenticator app
-        _post("/mfa/verify"),  # the code (login, unusual-time and remittance step-up)
-        _post("/password/skip"),  # "Your password expires in N days" > Remind me later
-        _post("/announcements"),  # announcements and terms of use > Continue
-        _post("/orgs"),  # organization picker > Continue
-        _post("/apps/claim-status/search"),
+        RequestPattern.post("/login"),
+        RequestPattern.post("/mfa/method"),  # 2-step verification: Authenticator app
+        RequestPattern.post("/mfa/verify"),  # the code (login, unusual-time and remittance step-up)
+        RequestPattern.post("/password/skip"),  # "Your password expires in N days" > Remind me later
+        RequestPattern.post("/announcements"),  # announcements and terms of use > Continue
+        RequestPattern.post("/orgs"),  # organization picker > Continue
+        RequestPattern.post("/apps/claim-status/search"),
     )
-    max_in_flight = 1
-    rate_limit_per_minute = 240  # counted requests the portal tolerates per account
+    max_in_flight = 3  # tabs of one session (see the module docstring)
+    rate_limit_per_minute = 240  # counted requests the portal tolerates per account (FaultProfile default)
+    # Exactly the paths whose handlers pass the sandbox's gate() (sb.rate_check): "/app" also covers
+    # "/apps/..."; "/mfa" covers /mfa/method and /mfa/verify.
+    counted_requests = (
+        RequestPattern.under("/app"),
+        RequestPattern.under("/api/"),
+        RequestPattern.under("/remit"),
+        RequestPattern.under("/mfa"),
+        RequestPattern.under("/password"),
+        RequestPattern.under("/announcements"),
+        RequestPattern.under("/orgs"),
+    )
+    requests_per_lookup = 6  # search POST + 5 detail cards (counted in the module docstring)
 
     # ------------------------------------------------------------------ login / verify
     @at_the_edge
     async def login(self, session: Any, creds: Credentials) -> None:
         """Sign in through every step to the shell; gates a human must pass raise NeedsAttention."""
         session.state[_TOTP] = _totp(creds.totp_secret)
+        session.state[_STEPPED_UP] = False
+        _gate(session).reset()  # a new server session: every tab's tool is reloaded before use
         page = await session.page()
         signin = SignInPage(page)
         if await signin.open() != LOGIN:
@@ -166,7 +264,7 @@ class ClearinghouseAdapter:
                     await shell.wait_for_app()
                 else:
                     await shell.open()  # once more: the shell page may have come back cut short
-                session.state[_RELOAD] = False
+                session.page_state()[_RELOAD] = False
                 return
             try:
                 path = await self._sign_in_step(session, signin, path)
@@ -216,52 +314,80 @@ class ClearinghouseAdapter:
             await Shell(page).open()
         except SessionExpired:
             return False
-        session.state[_RELOAD] = False
+        session.page_state()[_RELOAD] = False
         return True
 
     # ------------------------------------------------------------------ claim status
     @at_the_edge
     async def claim_status(self, session: Any, q: ClaimQuery) -> ClaimStatusResult:
         """Search under the claim's organization (or each of the account's organizations offering the
-        payer when it is not known), prove the claim, read and normalize it."""
+        payer when it is not known), prove the claim, read and normalize it. Runs on this lookup's own
+        tab; the tab's tool is reused when it is already set to the organization and payer."""
         page = await session.page()
+        st = session.page_state()
+        left = st.pop(_REMIT_TAB, None)  # the previous lookup's evidence tab: done with it now
+        if left is not None and not left.is_closed():
+            await left.close()
         if q.org_external_id:
             org_ids = [q.org_external_id]
         else:
             org_ids = [o.org_id for o in await self._orgs(session, page)]
         why = "no organization of this account offers the payer"
         for org_id in org_ids:
-            app = await self._open_tool(session, page, q, org_id, required=q.org_external_id is not None)
-            if app is None:
-                continue
-            try:
-                rows = await _twice(functools.partial(self._search, app, q))
-            except _NotFound as e:
-                why = e.why
-                continue
-            return await _twice(functools.partial(self._read_claim, session, app, rows, q),
-                                before_retry=app.close_detail)
+            async with _gate(session).use(org_id) as epoch:
+                app = await self._open_tool(session, page, q, org_id, epoch,
+                                            required=q.org_external_id is not None)
+                if app is None:
+                    continue
+                await app.close_detail()  # the previous lookup's claim, left on screen as evidence
+                try:
+                    rows = await _twice(functools.partial(self._search, app, q))
+                except _NotFound as e:
+                    why = e.why
+                    continue
+                return await _twice(functools.partial(self._read_claim, session, app, rows, q),
+                                    before_retry=app.close_detail)
         raise ClaimNotFound(f"claim {q.claim_ref}: {why}")
 
     async def _orgs(self, session: Any, page: Page) -> list[Org]:
-        orgs = session.state.get(_ORGS)
-        if orgs is None:
-            shell = Shell(page)
-            if not await shell.is_shown():
-                await shell.open()
-            orgs = session.state[_ORGS] = await (await shell.change_organization()).options()
-        return orgs
+        """The account's organizations (read once per session from the organization picker, which
+        also sets the server's organization: done alone)."""
+        async with _lock(session, _ORGS_LOCK):
+            orgs = session.state.get(_ORGS)
+            if orgs is None:
+                async with _gate(session).use(None):
+                    shell = Shell(page)
+                    if not await shell.is_shown():
+                        await shell.open()
+                    picker = await shell.change_organization()
+                    orgs = session.state[_ORGS] = await picker.options()
+                    if await picker.choose(orgs[0]) != APP:
+                        raise PortalDrift("organization picker: did not return to the portal shell")
+                    session.page_state()[_RELOAD] = True
+            return orgs
 
-    async def _open_tool(self, session: Any, page: Page, q: ClaimQuery, org_id: str, *,
+    async def _open_tool(self, session: Any, page: Page, q: ClaimQuery, org_id: str, epoch: int, *,
                          required: bool) -> ClaimStatusApp | None:
-        """Claim Status in the frame, set to the organization and payer (type-then-choose pickers), its
-        search form checked. None when the organization does not offer the payer and the organization
-        was only a guess. A tool that is not as expected is reloaded once (new generated ids) first."""
+        """This tab's Claim Status, set to the organization and payer, its search form checked. None when
+        the organization does not offer the payer and the organization was only a guess. Reused as it is
+        when it was checked for this organization, payer and epoch and its frame has not navigated since;
+        a tool that is not as expected is reloaded once (new generated ids) first."""
+        st = session.page_state()
+        tool: _Tool | None = st.get(_TOOL)
+        if tool is not None and not st.get(_RELOAD) and tool.epoch == epoch and tool.org_id == org_id \
+                and tool.payer_id == q.payer_key and not tool.frame.is_detached() and tool.frame.url == tool.url:
+            return tool.app
+        st.pop(_TOOL, None)
         for attempt in (1, 2):
             try:
-                app = await self._set_up_tool(session, page, q, org_id, required=required, reload=attempt == 2)
-                if app is None or await app.form_ready():
-                    session.state[_RELOAD] = False
+                app = await self._set_up_tool(session, page, q, org_id, required=required,
+                                              reload=attempt == 2 or bool(st.get(_RELOAD)))
+                if app is None:
+                    st[_RELOAD] = False
+                    return None
+                if await app.form_ready():
+                    st[_RELOAD] = False
+                    st[_TOOL] = _Tool(app, app.frame, app.frame.url, org_id, q.payer_key, epoch)
                     return app
             except PortalDrift:
                 if attempt == 2:
@@ -271,32 +397,38 @@ class ClearinghouseAdapter:
     async def _set_up_tool(self, session: Any, page: Page, q: ClaimQuery, org_id: str, *,
                            required: bool, reload: bool) -> ClaimStatusApp | None:
         shell = Shell(page)
-        if reload or session.state.get(_RELOAD) or (path_of(page) != ORGS and not await shell.is_shown()):
-            await shell.open()  # after a failure: a fresh shell and frame, never the page that failed
-        elif path_of(page) == ORGS:  # left there by _orgs(): the picker is fresh
-            await self._pick_org(session, OrgPicker(page), org_id, q)
-            await shell.wait_for_app()
-        app = ClaimStatusApp(await shell.frame())
+        if reload or not await shell.is_shown():
+            # a new tab, or after a failure: a fresh shell and tool, never the page that failed
+            app = ClaimStatusApp(await shell.open_tool(org_id, q.payer_key))
+        else:
+            app = ClaimStatusApp(await shell.frame())
+            if not await app.is_shown():
+                await app.load(org_id, q.payer_key)
         if not await app.is_shown():
-            app = ClaimStatusApp(await shell.open_claim_status())
+            raise PortalDrift("claim status: the tool did not open")
         orgs = await app.org_options()
         if org_id not in orgs:  # another state's organization: back through the organization picker
             await self._pick_org(session, await shell.change_organization(), org_id, q)
             await shell.wait_for_app()
-            app = ClaimStatusApp(await shell.open_claim_status())
+            app = ClaimStatusApp(await shell.frame())
+            await app.load(org_id, q.payer_key)
             orgs = await app.org_options()
             if org_id not in orgs:
                 raise PortalDrift("claim status: the chosen organization is not offered")
-        if await app.org_shown() != orgs[org_id]:
-            await app.choose_org(orgs[org_id])
         payers = await app.payer_options()
+        if await app.org_shown() != orgs[org_id] or (
+                q.payer_key in payers and await app.payer_shown() != payers[q.payer_key]):
+            await app.load(org_id, q.payer_key)  # the tool for this organization and payer (one request)
+            payers = await app.payer_options()
+            if await app.org_shown() != orgs[org_id]:
+                raise PortalDrift("claim status: the organization was not chosen")
         if q.payer_key not in payers:
             if required:
                 raise M.PayerNotSupported(f"claim {q.claim_ref}: the claim's organization does not offer the "
                                           "payer on this portal")
             return None
         if await app.payer_shown() != payers[q.payer_key]:
-            await app.choose_payer(payers[q.payer_key])
+            raise PortalDrift("claim status: the payer was not chosen")
         return app
 
     @staticmethod
@@ -323,53 +455,76 @@ class ClearinghouseAdapter:
 
     async def _read_claim(self, session: Any, app: ClaimStatusApp, rows: list[ResultRow],
                           q: ClaimQuery) -> ClaimStatusResult:
-        """Open the candidates, keep the one the detail proves; read its remittance when needed."""
+        """Open the candidates, keep the one the detail proves (exactly one, else Ambiguous/Mismatch);
+        leave its detail open (evidence); read its remittance when needed."""
         candidates = _candidates(rows, q)
         if len(candidates) > MAX_DETAIL_PROBES:
             raise AmbiguousClaim(f"claim {q.claim_ref}: {len(candidates)} claims match the search")
         proven: list[tuple[ResultRow, ClaimDetail]] = []
         modal: DetailModal | None = None
+        shown: ResultRow | None = None
         for row in candidates:
-            modal = await app.open_detail(row)
-            detail = await modal.read()
+            if modal is not None:
+                await modal.close()
+            modal, detail = await self._open(app, row, q)
+            shown = row
             if _proves(detail, q):
                 proven.append((row, detail))
-            if len(candidates) > 1:
-                await modal.close()
-                modal = None
         if not proven:
             raise ClaimMismatch(f"claim {q.claim_ref}: the claim shown is not the one asked for")
         if len(proven) > 1:
             raise AmbiguousClaim(f"claim {q.claim_ref}: {len(proven)} claims match member, dates, amount "
                                  "and NPI")
         row, detail = proven[0]
+        if shown is not row or modal is None:  # show the claim read (evidence)
+            if modal is not None:
+                await modal.close()
+            modal, detail = await self._open(app, row, q)
+            if not _proves(detail, q):
+                raise ClaimMismatch(f"claim {q.claim_ref}: the claim shown is not the one asked for")
         remit = None
         if detail.codes is None and M.category_for(detail.badge).startswith("F"):
-            if modal is None:
-                modal = await app.open_detail(row)
             remit = await self._remittance(session, modal)
-        if modal is not None:
-            await modal.close()
         return _result(self.key, q, detail, remit)
 
+    @staticmethod
+    async def _open(app: ClaimStatusApp, row: ResultRow, q: ClaimQuery) -> tuple[DetailModal, ClaimDetail]:
+        """Open a result's detail and read it; the detail must be the row's claim."""
+        modal = await app.open_detail(row)
+        detail = await modal.read()
+        _same_as_row(detail, row, q)
+        return modal, detail
+
     async def _remittance(self, session: Any, modal: DetailModal) -> Remit:
-        """View remittance (new tab): answer the step-up once per session, read the remit."""
-        tab = await modal.open_remittance()
-        try:
-            viewer = RemitViewer(tab)
-            path = await viewer.landed()
-            if path in MFA_PATHS:
-                path = await self._answer_mfa(session, SignInPage(tab), during_login=False)
-                if path in SIGN_IN_PATHS:
-                    raise SessionExpired("remittance viewer: the portal sent the tab to its login page")
-            if path != REMIT:
-                raise PortalDrift("remittance viewer: opened another page")
-            remit = await viewer.read()
-        finally:
-            await tab.close()
+        """View remittance (a new tab, kept open as the evidence): answer the step-up once per session,
+        one tab at a time (the portal keeps one return address per session), read the remit."""
+        if session.state.get(_STEPPED_UP):
+            tab, path = await self._open_remittance(session, modal)
+        else:
+            async with _lock(session, _STEPUP_LOCK):
+                tab, path = await self._open_remittance(session, modal)
+                if path in MFA_PATHS:
+                    path = await self._answer_mfa(session, SignInPage(tab), during_login=False)
+                    if path in SIGN_IN_PATHS:
+                        raise SessionExpired("remittance viewer: the portal sent the tab to its login page")
+                if path == REMIT:
+                    session.state[_STEPPED_UP] = True
+        if path in MFA_PATHS:  # the session lost its step-up (a new login meanwhile): next try answers it
+            session.state[_STEPPED_UP] = False
+            raise SessionExpired("remittance viewer: the portal asks for the step-up again")
+        if path != REMIT:
+            raise PortalDrift("remittance viewer: opened another page")
+        remit = await RemitViewer(tab).read()
         if remit is None:
             raise PortalDrift("remittance viewer: no remittance for a finalized claim")
+        session.show_evidence(tab)
         return remit
+
+    @staticmethod
+    async def _open_remittance(session: Any, modal: DetailModal) -> tuple[Page, str]:
+        tab = await modal.open_remittance()
+        session.page_state()[_REMIT_TAB] = tab  # closed at this tab's next lookup
+        return tab, await RemitViewer(tab).landed()
 
 
 # ---------------------------------------------------------------------- reading, proof
@@ -391,22 +546,17 @@ def _need(fields: dict[str, str], name: str, where: str) -> str:
     return fields[name]
 
 
-def _overlaps(a_from: date, a_to: date, b_from: date, b_to: date) -> bool:
-    return a_from <= b_to and b_from <= a_to
-
-
 def _candidates(rows: list[ResultRow], q: ClaimQuery) -> list[ResultRow]:
-    """The results that can be the query's claim by what the results table shows (NPI is on the detail)."""
+    """The results that can be the query's claim by what the results table shows (NPI is on the detail):
+    the same claim number, or the exact service dates and billed amount (a payer may list the member's
+    other claims near those dates, or another provider's claim for the same visit)."""
     if q.payer_claim_number:
-        number = M.norm_id(q.payer_claim_number)
-        same = [r for r in rows if M.norm_id(r.cells["Claim Number"]) == number]
+        number = M.claim_number_key(q.payer_claim_number)
+        same = [r for r in rows if M.claim_number_key(r.cells["Claim Number"]) == number]
     else:
-        same = []
-        for r in rows:
-            first, last = M.service_dates(r.cells["Service Dates"])
-            if _overlaps(first, last, q.dos_from, q.dos_to) and \
-                    M.money(r.cells["Billed"], what="results billed") == q.billed:
-                same.append(r)
+        same = [r for r in rows
+                if M.service_dates(r.cells["Service Dates"]) == (q.dos_from, q.dos_to)
+                and M.money(r.cells["Billed"], what="results billed") == q.billed]
     if not same:
         raise ClaimMismatch(f"claim {q.claim_ref}: the portal listed only other claims")
     if len(same) > 1:  # same member, dates and amount: the patient account number is the practice's own
@@ -415,15 +565,27 @@ def _candidates(rows: list[ResultRow], q: ClaimQuery) -> list[ResultRow]:
     return same
 
 
+def _same_as_row(d: ClaimDetail, row: ResultRow, q: ClaimQuery) -> None:
+    """The detail shows the claim of the row that was opened (not the previous claim still on screen)."""
+    shown = M.claim_number_key(d.summary.get("Payer claim number"))
+    listed = row.cells["Claim Number"].strip()
+    listed = "" if listed == "Not assigned" else M.claim_number_key(listed)
+    if shown != listed or _need(d.summary, "Patient account number", "claim detail") != row.cells["Patient Account"]:
+        raise ClaimMismatch(f"claim {q.claim_ref}: the detail shows another claim than the result opened")
+
+
 def _proves(d: ClaimDetail, q: ClaimQuery) -> bool:
+    """Every identifier the detail shows is the query's: member ID, exact service dates, billed amount,
+    billing NPI, and the claim number when the query has one."""
     s = d.summary
     if M.norm_id(_need(s, "Member ID", "claim detail")) != M.norm_id(q.member_id):
         return False
-    if q.payer_claim_number:
-        return M.norm_id(s.get("Payer claim number", "")) == M.norm_id(q.payer_claim_number)
+    if q.payer_claim_number and \
+            M.claim_number_key(s.get("Payer claim number")) != M.claim_number_key(q.payer_claim_number):
+        return False
     first = M.mdy(_need(s, "Service from", "claim detail"), what="service from")
     last = M.mdy(_need(s, "Service to", "claim detail"), what="service to")
-    return (_overlaps(first, last, q.dos_from, q.dos_to)
+    return ((first, last) == (q.dos_from, q.dos_to)
             and M.money(_need(d.payment, "Billed amount", "claim detail"), what="billed") == q.billed
             and _need(s, "Billing provider NPI", "claim detail").strip() == q.billing_npi)
 
@@ -435,8 +597,8 @@ def _result(portal_key: str, q: ClaimQuery, d: ClaimDetail, remit: Remit | None)
         raise PortalDrift("claim detail: the status badge and the 277 category disagree")
     code = M.status_code(_need(s, "Status code", "claim detail"))
     rejected = category in M.REJECTION_CATEGORIES
-    number = s.get("Payer claim number")
-    if rejected != (d.rejection is not None) or rejected != (number is None):
+    shown_number = s.get("Payer claim number")
+    if rejected != (d.rejection is not None) or rejected != (shown_number is None):
         raise PortalDrift("claim detail: rejection, reason and claim number contradict each other")
     billed = M.money(_need(pay, "Billed amount", "payment"), what="billed amount")
     adjudicated = category.startswith("F")
@@ -456,7 +618,7 @@ def _result(portal_key: str, q: ClaimQuery, d: ClaimDetail, remit: Remit | None)
         check_date = M.mdy(raw_date, what="check date") if raw_date else None
         lines = _lines(d, remit)
         if remit is not None:
-            _remit_matches(remit, q, number, s, billed, paid, liability, check_number, check_date)
+            _remit_matches(remit, q, shown_number, s, billed, paid, liability, check_number, check_date)
         if (sum((ln.allowed or 0 for ln in lines), start=0) != allowed
                 or sum((ln.paid or 0 for ln in lines), start=0) != paid
                 or sum((a.amount for ln in lines for a in ln.adjustments if a.group == "PR"), start=0)
@@ -473,7 +635,9 @@ def _result(portal_key: str, q: ClaimQuery, d: ClaimDetail, remit: Remit | None)
         observed_at=datetime.now(UTC),
         status_category=category,
         status_code=code,
-        payer_claim_number=number,
+        # the PMS's spelling when the query has the number (proven equal), else the portal's, normalized
+        payer_claim_number=None if shown_number is None else
+        (q.payer_claim_number if q.payer_claim_number else M.claim_number_key(shown_number)),
         billed=billed,
         allowed=allowed,
         paid=paid,
@@ -486,6 +650,9 @@ def _result(portal_key: str, q: ClaimQuery, d: ClaimDetail, remit: Remit | None)
         raw=_raw(d, remit, by_number=bool(q.payer_claim_number)),
         shown_member_id=s["Member ID"],
         shown_dos_from=M.mdy(_need(s, "Service from", "claim detail"), what="service from"),
+        shown_dos_to=M.mdy(_need(s, "Service to", "claim detail"), what="service to"),
+        shown_claim_number=shown_number,
+        shown_billed=billed,
     )
 
 
@@ -547,7 +714,7 @@ def _remit_matches(remit: Remit, q: ClaimQuery, number: str | None, s: dict[str,
                    liability, check_number: str | None, check_date: date | None) -> None:
     """The remittance shown is this claim's: claim number, patient account and amounts agree."""
     r = remit.remit
-    if M.norm_id(r["Claim number"]) != M.norm_id(number or "") \
+    if M.claim_number_key(r["Claim number"]) != M.claim_number_key(number) \
             or r["Patient account"] != _need(s, "Patient account number", "claim detail"):
         raise ClaimMismatch(f"claim {q.claim_ref}: the remittance shown is another claim's")
     if (M.money(r["Billed"], what="remit billed") != billed or M.money(r["Paid"], what="remit paid") != paid

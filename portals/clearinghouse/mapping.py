@@ -206,3 +206,18 @@ def optional(text: str | None) -> str | None:
 
 def norm_id(value: str) -> str:
     return "".join(value.split()).upper()
+
+
+# A label some screens print before the number ("ICN: ", "Claim #"), then separators a screen adds.
+_NUMBER_LABEL = re.compile(r"^(?:ICN|DCN|TCN|CLAIM(?:\s*(?:NO\.?|NUMBER))?)(?:\s*[:#])+\s*|^(?:ICN|DCN|TCN)\s+")
+_NUMBER_SEPARATORS = re.compile(r"[\s\-./#]")
+
+
+def claim_number_key(text: str | None) -> str:
+    """A payer claim number as the PMS holds it or as a screen prints it -> one comparable key:
+    upper case, without a leading "ICN:"/"Claim #" label, spaces, dashes, dots, slashes, or the zero
+    padding of fixed-width fields. 'BMH-260810-00002', 'ICN: 0000BMH26081000002' and 'bmh26081000002'
+    are the same claim; any other character difference is another claim. '' for no number."""
+    t = _NUMBER_LABEL.sub("", (text or "").strip().upper(), count=1)
+    t = _NUMBER_SEPARATORS.sub("", t)
+    return t.lstrip("0") or ("0" if t else "")

@@ -17,7 +17,7 @@ import re
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urljoin, urlsplit
 
 from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import Frame, Locator, Page
@@ -106,6 +106,28 @@ _LINE_PANEL_JS = """(btn) => {
   }
   return out;
 }"""
+
+
+# The detail modal's cards as they are now (a modal hidden on Close comes back showing the previous
+# claim's cards until each new card replaces its content): nodes that must be gone before reading.
+_CARD_NODES_JS = """() => Array.from(document.querySelectorAll('[role=dialog] section')).map(s => s.firstChild)
+  .filter(n => n !== null)"""
+
+# Every card of the shown detail modal holds content that arrived after the click (none of `before`)
+# and no loader.
+_CARDS_FRESH_JS = """([count, before]) => {
+  const d = Array.from(document.querySelectorAll('[role=dialog]')).find(
+    e => e.getAttribute('aria-label') === 'Claim detail' && !e.closest('[hidden]'));
+  if (!d) return false;
+  const cards = Array.from(d.querySelectorAll('section'));
+  return cards.length === count && cards.every(
+    c => c.firstChild !== null && !before.includes(c.firstChild) && !c.querySelector('[role=progressbar]'));
+}"""
+
+# The results area shows the answer to the search just sent (not what it showed before), or the
+# error dialog is up.
+_RESULTS_FRESH_JS = """([results, before]) => (results.firstElementChild !== null
+  && results.firstElementChild !== before) || document.querySelector('[role=alertdialog]') !== null"""
 
 
 # ---------------------------------------------------------------------- shared checks
@@ -340,6 +362,17 @@ class Shell:
             raise PortalUnavailable("shell: the application frame is not loaded")
         return frame
 
+    async def open_tool(self, org_id: str, payer_id: str) -> Frame:
+        """Load the shell with Claim Status in its frame, set to an organization and payer (the portal's
+        deep link: the shell and the tool, two requests)."""
+        query = urlencode({"appUrl": CLAIM_STATUS_APP, "orgId": org_id, "payerId": payer_id})
+        if await goto(self.page, f"{APP}?{query}") != APP:
+            raise SessionExpired("the portal did not open its home shell")
+        if not await self.is_shown():
+            raise PortalUnavailable("the portal's home shell came back incomplete")
+        await self.wait_for_app()
+        return await self.frame()
+
     async def open_claim_status(self) -> Frame:
         """Claims & Payments > Claim Status: loads the tool into the frame."""
         if not await self.claim_status.is_visible():  # the menu may already be open (and stay open)
@@ -423,6 +456,14 @@ class ClaimStatusApp:
     async def is_shown(self) -> bool:
         return path_of(self.frame) == CLAIM_STATUS_APP and await self.heading.count() == 1
 
+    async def load(self, org_id: str, payer_id: str) -> None:
+        """Load the tool in its frame for an organization and payer (what choosing them in the pickers
+        does: one request)."""
+        url = urljoin(self.frame.url, f"{CLAIM_STATUS_APP}?{urlencode({'orgId': org_id, 'payerId': payer_id})}")
+        resp = await self.frame.goto(url, wait_until="domcontentloaded")
+        if await landed(self.frame, resp) != CLAIM_STATUS_APP:
+            raise PortalDrift("claim status: the tool did not load")
+
     # -- pickers
     async def org_options(self) -> dict[str, str]:
         return {v: label for v, label, _ in await _options(self.orgs, "claim status: organization list")}
@@ -487,6 +528,8 @@ class ClaimStatusApp:
 
     async def _submit(self) -> list[ResultRow]:
         button = await require(self.submit, "claim status: Submit")
+        results = await (await require(self.results, "claim status: results area")).element_handle()
+        before = await results.evaluate_handle("r => r.firstElementChild")
         async with self.page.expect_request(
                 lambda r: r.method == "POST" and urlsplit(r.url).path == SEARCH) as info:
             await button.click()
@@ -497,6 +540,8 @@ class ClaimStatusApp:
             raise SessionExpired("claim search: the portal ended the session")
         if resp.status == 429:
             raise ChallengePresented("claim search: the portal shows its unusual-activity challenge")
+        # the app may keep the previous search's results on screen until this answer is rendered
+        await self.frame.wait_for_function(_RESULTS_FRESH_JS, arg=[results, before])
         await self.outcome.first.wait_for()
         if await self.error_dialog.count():
             # the error dialog sits over a still-visible loading overlay: read it, then OK (closes both)
@@ -535,36 +580,63 @@ class ClaimStatusApp:
             raise PortalDrift("claim status: a claim detail is already open")
         link = self.result_table.locator("tbody").get_by_role("row").nth(row.index).get_by_role("link")
         await require(link, "claim status: result link")
+        # a detail hidden on Close may come back showing the previous claim until each card is replaced:
+        # wait for this claim's cards (their requests done) and for every card's old content to be gone
+        before = await self.frame.evaluate_handle(_CARD_NODES_JS)
         statuses: list[int] = []
+        finished: list[str] = []
+        all_done = asyncio.Event()
         failed = asyncio.Event()  # a card request died: its loader would spin forever
 
+        def is_card(url: str) -> bool:
+            return CARDS in url and "/cards/" in url
+
         def on_response(r: PwResponse) -> None:
-            if CARDS in r.url and "/cards/" in r.url:
+            if is_card(r.url):
                 statuses.append(r.status)
 
+        def on_finished(r: PwRequest) -> None:
+            if is_card(r.url):
+                finished.append(r.url)
+                if len(finished) >= CARD_COUNT:
+                    all_done.set()
+
         def on_failed(r: PwRequest) -> None:
-            if CARDS in r.url and "/cards/" in r.url:
+            if is_card(r.url):
                 failed.set()
 
         self.page.on("response", on_response)
+        self.page.on("requestfinished", on_finished)
         self.page.on("requestfailed", on_failed)
         try:
             await link.click()
             modal = DetailModal(self.frame, self.detail)
             try:
                 await self.detail.wait_for()
-                await _until(modal.loaders.first.wait_for(state="detached"), failed,
-                             "claim detail: a card request failed")
+                await _until(_bounded(all_done.wait(), CARD_WAIT_S), failed, "claim detail: a card request failed")
+                _card_errors(statuses)
+                await self.frame.wait_for_function(_CARDS_FRESH_JS, arg=[CARD_COUNT, before])
             except PlaywrightError:
                 _card_errors(statuses)
                 raise
         finally:
             self.page.remove_listener("response", on_response)
+            self.page.remove_listener("requestfinished", on_finished)
             self.page.remove_listener("requestfailed", on_failed)
         _card_errors(statuses)
         if len(statuses) != CARD_COUNT or path_of(self.page) != APP:
             raise PortalUnavailable("claim detail: not every card loaded")
         return modal
+
+
+CARD_WAIT_S = 20.0
+
+
+async def _bounded(wait: Awaitable[Any], seconds: float) -> None:
+    try:
+        await asyncio.wait_for(wait, seconds)
+    except TimeoutError:
+        raise PortalUnavailable("claim detail: the cards did not arrive in time") from None
 
 
 async def _until(wait: Awaitable[None], failed: asyncio.Event, why: str) -> None:
@@ -691,7 +763,7 @@ class DetailModal:
     async def open_remittance(self) -> Page:
         """View remittance opens the remittance viewer in a new tab."""
         link = await require(self.remit_link, "claim detail: View remittance")
-        async with self.frame.page.context.expect_page() as info:
+        async with self.frame.page.expect_popup() as info:  # this tab's popup, not another lookup's
             await link.click()
         tab = await info.value
         await tab.wait_for_load_state("domcontentloaded")
@@ -700,7 +772,7 @@ class DetailModal:
     async def close(self) -> None:
         if await self.close_button.count():
             await self.close_button.click()
-            await self.dialog.wait_for(state="detached")
+            await self.dialog.wait_for(state="hidden")  # removed, or hidden for reuse
 
 
 # ---------------------------------------------------------------------- remittance viewer

@@ -3,24 +3,38 @@
 The portal is a single-page app fed by /api JSON. The adapter drives it as a user would (page objects in
 pages.py) and reads the JSON answers those actions cause: the search results, then the detail cards of
 the one claim it chose. Every returned field comes from what the portal served; the claim is proven to be
-the one asked for (claim number, member ID, dates of service, billed amount, billing NPI) before anything
-is returned. Denial reasons and remarks are text only on this portal: mapping.py turns them into
-CARC/RARC or raises PortalDrift.
+the one asked for before anything is returned: the results row and the overview JSON (claim number
+normalized by mapping.normalize_claim_number, member ID, dates of service, billed amount, billing NPI),
+then the overview card AS RENDERED for that claim's key (the page can keep showing the previous claim
+for a moment): the shown_* proof fields come from the rendered card. Denial reasons and remarks are
+text only on this portal: mapping.py turns them into CARC/RARC or raises PortalDrift.
 
-Rate limit: the portal challenges an account ("unusual activity", a CAPTCHA a human must clear) above 120
-counted API requests a minute, and one lookup costs 5 (search + 4 detail cards). So max_in_flight is 1 and
-lookups wait for room in a per-account budget (RateBudget). That pacing belongs to the agent; until the
-agent paces accounts from `rate_limit_per_minute` and `requests_per_lookup`, the adapter does it here.
+Rate limit (fixtures/commercial/sessions.py `require_app` -> `sb.rate_check`): the portal counts every
+signed-in data API request (claim search, each detail card, payments, auths, network, actions) and shows
+its "unusual activity" challenge above 120 a minute per account. It does not count the app shell, static
+files, `GET /api/session` or the sign-in steps. `counted_requests` lists exactly those endpoints.
+
+requests_per_lookup = 5, counted from the fixture: `POST /api/claims/search` (1), then the detail of the
+one claim (one result opens it by itself, claims.js `submit`; detail.js `render` fetches its four cards at
+once): `GET /api/claims/<key>/overview`, `/payments`, `/lines` (read here) and `/actions` (the SPA always
+loads it; the adapter does not need it, but aborting it would put the app's "couldn't reach the server"
+banner on the evidence page) = 1 + 4. The app shell and session check of a tab's first lookup are not
+counted. A member search listing several candidates costs 4 more per candidate opened. Checked by
+tests/portals/test_commercial_proof.py (counters after one lookup by number and one by member).
+
+max_in_flight = 4: each lookup runs in its own tab (its own SPA instance, DetailFeed and "reload needed"
+flag in session.page_state()). The portal keeps no per-search or per-claim state on the server (no
+selected organization, no CSRF token, no "current claim"; results and cards are keyed by the claim in
+the URL), and all tabs share one server session (cookie nsh_sid), so tabs do not disturb each other.
+The rate limit bounds a sweep: 120/min / 5 = 24 lookups a minute per account; one lookup takes about
+1.5-3 s under realistic latency, so 1 in flight reaches only part of that and 4 saturate it with
+room for slow answers. No pacing here: the agent's token bucket holds counted requests.
 """
 
 from __future__ import annotations
 
-import asyncio
 import functools
-import time
-from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any, ParamSpec, TypeVar
@@ -52,64 +66,29 @@ from portals.base import (
     register,
 )
 from portals.commercial import mapping as M
-from portals.commercial.pages import ApiReply, ClaimStatus, DetailFeed, Shell, ShellNotServed, SignIn
+from portals.commercial.pages import (
+    ApiReply,
+    ClaimStatus,
+    DetailFeed,
+    DetailNotShown,
+    Shell,
+    ShellNotServed,
+    SignIn,
+)
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
 MAX_SIGN_IN_STEPS = 8
-_FEED = "commercial.detail_feed"  # session.state: the DetailFeed of the main page
-_RELOAD = "commercial.reload"  # session.state: the page may be in a bad state, reload the app first
-_ACCOUNT = "commercial.account"  # session.state: the signed-in username (keys the account's RateBudget)
-_BUDGET = "commercial.budget"  # session.state: the budget of a session whose account is unknown
+_FEED = "commercial.detail_feed"  # session.page_state(): the DetailFeed of that tab's SPA
+_RELOAD = "commercial.reload"  # session.page_state(): the tab may be in a bad state, reload the app first
+
+_API = r"^https?://[^/?#]+/api/"
+_QUERY = r"(?:\?[^#]*)?$"
 
 
-class RateBudget:
-    """Counted API requests of one portal account over the last minute, kept under the portal's limit.
-
-    A lookup reserves its requests before it starts (waiting, bounded, for older ones to age out) and
-    stamps them when it ends, when all of them have reached the portal: the budget never runs ahead of the
-    portal's own count.
-    """
-
-    WINDOW_S = 60.0
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self._stamps: deque[float] = deque()
-        self._pending = 0
-
-    @asynccontextmanager
-    async def spend(self, n: int) -> AsyncIterator[None]:
-        deadline = time.monotonic() + 2 * self.WINDOW_S  # by then every stamp has aged out twice over
-        while True:
-            now = time.monotonic()
-            while self._stamps and self._stamps[0] <= now - self.WINDOW_S:
-                self._stamps.popleft()
-            over = len(self._stamps) + self._pending + n - self.limit
-            if over <= 0:
-                break
-            if now >= deadline:
-                raise PortalUnavailable("the account's request budget stays exhausted")
-            if over <= len(self._stamps):  # sleep until enough stamps age out
-                wait = self._stamps[over - 1] + self.WINDOW_S - now + 0.05
-            else:  # lookups of another session of this account are under way
-                wait = 1.0
-            await asyncio.sleep(min(max(wait, 0.05), self.WINDOW_S))
-        self._pending += n
-        try:
-            yield
-        finally:
-            self._pending -= n
-            self._stamps.extend([time.monotonic()] * n)
-
-
-# One budget per portal account in this process (a new session of the same account shares it).
-_BUDGETS: dict[tuple[str, str], RateBudget] = {}
-
-
-def _post(path: str) -> RequestPattern:
-    return RequestPattern(method="POST", url_regex=rf"^https?://[^/?#]+{path}(?:\?.*)?$")
+def _page_state(session: Any) -> dict:
+    return session.page_state()
 
 
 def at_the_edge(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
@@ -123,13 +102,13 @@ def at_the_edge(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
         except ClaimError:
             raise  # the screen is still usable: a not-found modal is closed, a mismatch only read
         except PortalError:
-            session.state[_RELOAD] = True
+            _page_state(session)[_RELOAD] = True
             raise
         except PlaywrightTimeout as e:
-            session.state[_RELOAD] = True
+            _page_state(session)[_RELOAD] = True
             raise PortalUnavailable(f"{fn.__name__}: the portal did not answer in time") from e
         except PlaywrightError as e:
-            session.state[_RELOAD] = True
+            _page_state(session)[_RELOAD] = True
             raise PortalUnavailable(f"{fn.__name__}: browser or network error") from e
 
     return wrapper
@@ -187,10 +166,6 @@ def _norm_id(value: str) -> str:
     return "".join(value.split()).upper()
 
 
-def _overlaps(a_from: date, a_to: date, b_from: date, b_to: date) -> bool:
-    return a_from <= b_to and b_from <= a_to
-
-
 @register
 class CommercialAdapter:
     """Northstar Health provider portal: claim status through the Claims & Payments > Claim Status screen."""
@@ -198,20 +173,28 @@ class CommercialAdapter:
     key = "commercial"
     capabilities = frozenset({Capability.CLAIM_STATUS})
     allowed_writes = (
-        _post("/api/auth/username"),
-        _post("/api/auth/password"),
-        _post("/api/auth/mfa/method"),
-        _post("/api/auth/mfa/verify"),
-        _post("/api/auth/password-prompt/skip"),  # "Your password expires soon" > Skip for now
-        _post("/api/auth/announcements/acknowledge"),  # announcements and terms > I acknowledge
-        _post("/api/claims/search"),
+        RequestPattern.post("/api/auth/username"),
+        RequestPattern.post("/api/auth/password"),
+        RequestPattern.post("/api/auth/mfa/method"),
+        RequestPattern.post("/api/auth/mfa/verify"),
+        RequestPattern.post("/api/auth/password-prompt/skip"),  # "Your password expires soon" > Skip for now
+        RequestPattern.post("/api/auth/announcements/acknowledge"),  # announcements and terms > I acknowledge
+        RequestPattern.post("/api/claims/search"),
     )
-    # Lookups are bounded by the portal's rate limit, not by tabs: a second tab only trips the challenge.
-    max_in_flight = 1
-    rate_limit_per_minute = 120  # what the portal tolerates per account (counted API requests)
-    requests_per_lookup = 5  # counted API requests one claim_status sends at most
-    # kept free under the limit: the portal counts on arrival, the budget's clock is ours
-    rate_margin = 10
+    max_in_flight = 4  # see the module docstring
+    rate_limit_per_minute = 120  # counted API requests a minute per account before the challenge
+    # exactly the requests sessions.require_app(counted=True) serves (api.py): the data API
+    counted_requests = (
+        RequestPattern.post("/api/claims/search"),
+        RequestPattern(method="GET", url_regex=_API + r"claims/[^/?#]+/(?:overview|payments|lines|actions)" + _QUERY),
+        RequestPattern(method="POST", url_regex=_API + r"claims/[^/?#]+/(?:act|void)" + _QUERY),
+        RequestPattern(method="GET", url_regex=_API + r"payments/[^/?#]+" + _QUERY),
+        RequestPattern(method="PUT", url_regex=_API + r"messages" + _QUERY),
+        RequestPattern.post("/api/auths/search"),
+        RequestPattern(method="GET", url_regex=_API + r"network/access" + _QUERY),
+        RequestPattern.post("/api/network/search"),
+    )
+    requests_per_lookup = 5  # search + the four detail cards: see the module docstring
 
     # ------------------------------------------------------------------ sign in
     @at_the_edge
@@ -253,7 +236,6 @@ class CommercialAdapter:
                 raise PortalDrift("sign-in: unknown stage")
         else:
             raise PortalDrift("sign-in did not reach the portal")
-        session.state[_ACCOUNT] = creds.username
         await self._landed(session, page)
 
     @staticmethod
@@ -280,8 +262,6 @@ class CommercialAdapter:
         _check_answer(reply, "session check")
         if reply.status != 200:
             raise PortalDrift(f"session check: unexpected answer (HTTP {reply.status})")
-        if reply.data.get("stage") == "app" and isinstance(reply.data.get("username"), str):
-            session.state[_ACCOUNT] = reply.data["username"]
         return reply.data
 
     @staticmethod
@@ -301,7 +281,7 @@ class CommercialAdapter:
     async def _landed(session: Any, page: Page) -> None:
         """Signed in: the app opens on the Claim Status screen, which must be the one we know."""
         await ClaimStatus(page).check_layout()
-        session.state[_RELOAD] = False
+        session.page_state(page)[_RELOAD] = False
 
     async def _claims_screen(self, session: Any, page: Page, reload: bool) -> ClaimStatus:
         """The Claim Status screen, ready for a search (no menu or modal over it)."""
@@ -312,7 +292,7 @@ class CommercialAdapter:
             if view.get("stage") != "app":
                 raise SessionExpired("the portal shows its sign-in page")
             await claims.check_layout()
-        session.state[_RELOAD] = False
+        session.page_state(page)[_RELOAD] = False
         await shell.dismiss_dialog()
         await shell.close_menu_if_open()
         return claims
@@ -331,24 +311,18 @@ class CommercialAdapter:
     # ------------------------------------------------------------------ claim status
     @at_the_edge
     async def claim_status(self, session: Any, q: ClaimQuery) -> ClaimStatusResult:
-        """Search, choose the one claim that is provably the query's, read its detail cards."""
-        async with self._budget(session).spend(self.requests_per_lookup):
-            return await self._lookup(session, q)
-
-    def _budget(self, session: Any) -> RateBudget:
-        limit = self.rate_limit_per_minute - self.rate_margin
-        username = session.state.get(_ACCOUNT)
-        if username is None:
-            return session.state.setdefault(_BUDGET, RateBudget(limit))
-        return _BUDGETS.setdefault((session.base_url.rstrip("/"), username), RateBudget(limit))
-
-    async def _lookup(self, session: Any, q: ClaimQuery) -> ClaimStatusResult:
+        """Search, choose the one claim that is provably the query's, read its detail cards; the tab is left
+        showing that claim's detail (the evidence page)."""
         page = await session.page()
-        claims = await self._claims_screen(session, page, reload=bool(session.state.get(_RELOAD)))
-        feed = self._feed(session, page)
+        state = session.page_state(page)
+        claims = await self._claims_screen(session, page, reload=bool(state.get(_RELOAD)))
+        feed = state.get(_FEED)
+        if feed is None or feed.page is not page:
+            feed = state[_FEED] = DetailFeed(page)
         feed.reset()
-        if q.payer_claim_number:
-            reply = await claims.search_by_claim_number(q.payer_claim_number)
+        number = M.normalize_claim_number(q.payer_claim_number) if q.payer_claim_number else ""
+        if number:
+            reply = await claims.search_by_claim_number(number)
         elif q.patient_dob is None:
             raise ClaimNotFound(f"{q.claim_ref}: no claim number and no patient date of birth; the portal "
                                 "searches by member ID and date of birth only")
@@ -356,13 +330,15 @@ class CommercialAdapter:
             reply = await claims.search_by_member(q.member_id, M.mdy(q.patient_dob), M.mdy(q.dos_from),
                                                   M.mdy(q.dos_to))
         rows = await self._search_rows(page, reply, q)
-        chosen = self._candidates(rows, q)
+        chosen = self._candidates(rows, q, number)
         opened_by_portal = len(rows) == 1  # one result opens its detail on its own
         matches: list[tuple[str, dict]] = []
+        shown_key = None
         for i, row in enumerate(chosen):
             key = row["key"]
             if not opened_by_portal:
                 await claims.open_result(key, after_search=i == 0)
+            shown_key = key
             overview = self._card(await feed.card(key, "overview"), "overview")
             if _norm_id(_text(overview, "billingProviderNpi", "overview")) == _norm_id(q.billing_npi):
                 matches.append((key, overview))
@@ -371,15 +347,51 @@ class CommercialAdapter:
         if len(matches) > 1:
             raise AmbiguousClaim(f"{q.claim_ref}: {len(matches)} claims match member, dates, amount and NPI")
         key, overview = matches[0]
+        if key != shown_key:  # a later candidate is on screen: show the claim read again (evidence)
+            await claims.open_result(key, after_search=False)
         payments = self._card(await feed.card(key, "payments"), "payments")
         lines = self._card(await feed.card(key, "lines"), "service lines")
-        return self._result(q, overview, payments, lines)
+        result = self._result(q, number, overview, payments, lines)
+        try:
+            shown = await claims.shown_overview(key, self._printed(overview))
+        except DetailNotShown:
+            if opened_by_portal:
+                raise
+            # With the stale-detail behaviour the app empties the detail panel a moment after a search that
+            # listed several claims, also when it was empty before: a claim opened meanwhile is wiped. Open it
+            # again, once (its cards are read again: same claim, same key).
+            await claims.open_result(key, after_search=False)
+            shown = await claims.shown_overview(key, self._printed(overview))
+        return self._prove(q, number, result, shown)
 
-    def _feed(self, session: Any, page: Page) -> DetailFeed:
-        feed = session.state.get(_FEED)
-        if feed is None or feed.page is not page:
-            feed = session.state[_FEED] = DetailFeed(page)
-        return feed
+    @staticmethod
+    def _printed(ov: dict) -> dict[str, str]:
+        """The overview facts the rendered card must show for the JSON it was served (label -> text)."""
+        where = "claim overview"
+        return {"Claim number": _text(ov, "claimNumber", where) or "\u2014",
+                "Member ID": _text(ov, "memberId", where),
+                "First date of service": _text(ov, "firstServiceDate", where),
+                "Last date of service": _text(ov, "lastServiceDate", where),
+                "Billed amount": _text(ov, "billed", where)}
+
+    @staticmethod
+    def _prove(q: ClaimQuery, number: str, r: ClaimStatusResult, shown: dict[str, str]) -> ClaimStatusResult:
+        """Fill the proof fields from the rendered overview card and check them against the query."""
+        printed = shown["Claim number"]
+        shown_number = M.normalize_claim_number(printed)
+        member = shown["Member ID"]
+        first, last = M.us_date(shown["First date of service"]), M.us_date(shown["Last date of service"])
+        billed = M.money(shown["Billed amount"])
+        if number and shown_number != number:
+            raise ClaimMismatch(f"{q.claim_ref}: the page shows another claim number")
+        if shown_number != (r.payer_claim_number or ""):
+            raise ClaimMismatch(f"{q.claim_ref}: the page shows another claim than the one read")
+        if _norm_id(member) != _norm_id(q.member_id) or (first, last) != (q.dos_from, q.dos_to) \
+                or billed != q.billed:
+            raise ClaimMismatch(f"{q.claim_ref}: the page shows another claim")
+        return r.model_copy(update={"shown_member_id": member, "shown_dos_from": first, "shown_dos_to": last,
+                                    "shown_claim_number": printed if shown_number else None,
+                                    "shown_billed": billed})
 
     async def _search_rows(self, page: Page, reply: ApiReply, q: ClaimQuery) -> list[dict]:
         _check_answer(reply, "claim search")
@@ -402,19 +414,19 @@ class CommercialAdapter:
         return rows
 
     @staticmethod
-    def _candidates(rows: list[dict], q: ClaimQuery) -> list[dict]:
-        """The results that are the query's claim by what the results table shows (NPI comes later)."""
-        if q.payer_claim_number:
-            number = _norm_id(q.payer_claim_number)
-            same_number = [r for r in rows if _norm_id(_text(r, "claimNumber", "claim search result")) == number]
-            if not same_number:
+    def _candidates(rows: list[dict], q: ClaimQuery, number: str) -> list[dict]:
+        """The results that are the query's claim by what the results table shows (NPI comes later):
+        the same claim number (normalized), member, dates of service (exactly) and billed amount."""
+        where = "claim search result"
+        if number:
+            rows = [r for r in rows if M.normalize_claim_number(_text(r, "claimNumber", where)) == number]
+            if not rows:
                 raise ClaimMismatch(f"{q.claim_ref}: the portal listed another claim number")
-            rows = same_number
         member = _norm_id(q.member_id)
-        if any(_norm_id(_text(r, "memberId", "claim search result")) != member for r in rows):
+        if any(_norm_id(_text(r, "memberId", where)) != member for r in rows):
             raise ClaimMismatch(f"{q.claim_ref}: the portal listed a claim of another member")
         same = [r for r in rows
-                if _overlaps(M.us_date(r["firstServiceDate"]), M.us_date(r["lastServiceDate"]), q.dos_from, q.dos_to)
+                if (M.us_date(r["firstServiceDate"]), M.us_date(r["lastServiceDate"])) == (q.dos_from, q.dos_to)
                 and M.money(r["billed"]) == q.billed]
         if not same:
             raise ClaimMismatch(f"{q.claim_ref}: no listed claim has these dates of service and billed amount")
@@ -430,17 +442,18 @@ class CommercialAdapter:
         return reply.data
 
     # ------------------------------------------------------------------ reading the detail
-    def _result(self, q: ClaimQuery, ov: dict, pay: dict, ln: dict) -> ClaimStatusResult:
+    def _result(self, q: ClaimQuery, queried: str, ov: dict, pay: dict, ln: dict) -> ClaimStatusResult:
         where = "claim overview"
         number = _text(ov, "claimNumber", where)
         member = _text(ov, "memberId", where)
         first = M.us_date(_need_field(ov, "firstServiceDate", where))
         last = M.us_date(_need_field(ov, "lastServiceDate", where))
         billed = M.money(_need_field(ov, "billed", where))
+        canonical = M.normalize_claim_number(number)
         # proof: the detail itself echoes the query's claim
-        if q.payer_claim_number and _norm_id(number) != _norm_id(q.payer_claim_number):
+        if queried and canonical != queried:
             raise ClaimMismatch(f"{q.claim_ref}: the detail shows another claim number")
-        if _norm_id(member) != _norm_id(q.member_id) or not _overlaps(first, last, q.dos_from, q.dos_to) \
+        if _norm_id(member) != _norm_id(q.member_id) or (first, last) != (q.dos_from, q.dos_to) \
                 or billed != q.billed:
             raise ClaimMismatch(f"{q.claim_ref}: the detail shows another claim")
 
@@ -490,11 +503,11 @@ class CommercialAdapter:
         }
         return ClaimStatusResult(
             claim_ref=q.claim_ref, portal_key=self.key, observed_at=datetime.now(UTC),
-            status_category=category, status_code=code, payer_claim_number=number or None,
+            status_category=category, status_code=code, payer_claim_number=canonical or None,
             billed=billed, allowed=allowed, paid=paid, patient_responsibility=patient_resp,
             check_number=check_number, check_date=check_date,
             lines=lines if adjudicated else [], rejection_reason=rejection_reason,
-            raw_label=label, raw=raw, shown_member_id=member, shown_dos_from=first,
+            raw_label=label, raw=raw,
         )
 
     @staticmethod

@@ -163,6 +163,29 @@ def code_for_text(kind: str, text: str) -> str:
     return codes[0]
 
 
+# ---------------------------------------------------------------- claim numbers
+# How Northstar prints its claim numbers besides the bare 10 characters the PMS files (from the 277/835):
+# with its payer prefix ("NSH-"), in dash- or space-separated groups, zero-padded. Its alphabet
+# (A-Z and 2-9 without I, O, 0, 1) has no zero, so leading zeros are padding, never part of the number.
+_CLAIM_NUMBER_PREFIX = re.compile(r"^\s*NSH(?:\s*[-#:]\s*|\s+)(?=[0-9A-Z])", re.IGNORECASE)
+_CLAIM_NUMBER_SEPARATORS = re.compile(r"[\s\-./]+")
+_CLAIM_NUMBER = re.compile(r"^[0-9A-Z]+$")
+
+
+def normalize_claim_number(text: str | None) -> str:
+    """A claim number as the PMS holds it or the portal prints it -> one canonical form, for comparing:
+    upper case, without the payer's "NSH" prefix, separators (spaces, dashes, dots, slashes) and
+    leading zeros. "" when there is no number; PortalDrift when it holds anything else."""
+    s = (text or "").strip()
+    if not s or s == "\u2014":  # the portal prints an em dash for "no claim number"
+        return ""
+    s = _CLAIM_NUMBER_PREFIX.sub("", s, count=1)  # the prefix only with a separator: NSHxxx is a number
+    s = _CLAIM_NUMBER_SEPARATORS.sub("", s).upper().lstrip("0")
+    if not _CLAIM_NUMBER.match(s):
+        raise PortalDrift("claim number in an unknown format")
+    return s
+
+
 # ---------------------------------------------------------------- formats
 _MONEY = re.compile(r"^(-?)\$(\d{1,3}(?:,\d{3})*)\.(\d{2})$")
 

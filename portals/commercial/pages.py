@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 from playwright.async_api import Locator, Page, Request, Response
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 
-from portals.base import ChallengePresented, PortalDrift, PortalUnavailable
+from portals.base import ChallengePresented, ClaimMismatch, PortalDrift, PortalUnavailable
 
 # An element the flow needs must show up this soon once the portal has answered (else the page changed).
 ELEMENT_MS = 8_000
@@ -76,6 +76,10 @@ async def need(locator: Locator, what: str, timeout: int = ELEMENT_MS) -> Locato
     except PlaywrightTimeout as e:
         raise PortalDrift(f"{what} not found on the page") from e
     return locator
+
+
+class DetailNotShown(PortalDrift):
+    """No detail panel of the claim on the page (never rendered, or wiped after it rendered)."""
 
 
 class ShellNotServed(Exception):
@@ -259,6 +263,41 @@ class ClaimStatus:
         if keys.count(key) != 1:
             raise PortalDrift("claim result link not found in the results table")
         await self.result_links.nth(keys.index(key)).click()
+
+
+    async def shown_overview(self, key: str, want: dict[str, str], timeout_ms: int = ELEMENT_MS) -> dict[str, str]:
+        """The facts (label -> text) the detail panel's overview card shows for claim `key`, once it shows
+        `want` and the cards read are rendered. The panel can show the previous claim for a moment (a stale
+        panel or a card's cached data): ClaimMismatch when it does not come to show this claim in time,
+        PortalDrift when no detail panel for the claim is on the page at all."""
+        try:
+            handle = await self.page.wait_for_function(_SHOWN_JS, arg={"key": key, "want": want, "settle": True},
+                                                       timeout=timeout_ms, polling=50)
+            return await handle.json_value()
+        except PlaywrightTimeout:
+            now = await self.page.evaluate(_SHOWN_JS, {"key": key, "want": want, "settle": False})
+            if now is None:
+                raise DetailNotShown("the claim's detail panel is not on the page") from None
+            raise ClaimMismatch("the detail panel does not show the claim read") from None
+
+
+# The rendered overview card of one claim (by its key) as label -> text, when it shows `want` (or, with
+# settle false, whatever it shows; null when there is no such panel).
+_SHOWN_JS = """({key, want, settle}) => {
+  const panel = [...document.querySelectorAll(".claim-detail")].find((d) => d.dataset.claimKey === key);
+  if (!panel) return settle ? false : null;
+  const card = panel.querySelector(".claim-overview");
+  const facts = {};
+  if (card) for (const dt of card.querySelectorAll("dt")) {
+    const dd = dt.nextElementSibling;
+    facts[dt.textContent.trim()] = dd && dd.tagName === "DD" ? dd.textContent.trim() : null;
+  }
+  if (!settle) return facts;
+  const busy = panel.querySelector(".claim-overview[aria-busy], .claim-payments[aria-busy], .claim-lines[aria-busy]");
+  if (!card || busy) return false;
+  for (const [label, text] of Object.entries(want)) if (facts[label] !== text) return false;
+  return facts;
+}"""
 
 
 _CARD = re.compile(r"^[a-z]+://[^/]+/api/claims/(?P<key>[^/?#]+)/(?P<card>overview|payments|lines)(?:\?.*)?$")

@@ -1,25 +1,46 @@
-"""Franklin Medicaid MMIS adapter: log in, submit a claim inquiry, poll the Response List, pick the claim
-asked for, read Claim Detail, and resolve each proprietary EOB code through the portal's crosswalk.
+"""Franklin Medicaid MMIS adapter: log in, submit a claim inquiry, open its response once it is ready,
+pick the claim asked for, read Claim Detail, and resolve each proprietary EOB code through the portal's
+crosswalk.
 
 Promises (DESIGN.md §4):
-- No silent false success: the claim shown is proven against the query (ICN + recipient, or recipient +
-  DOS overlap + billed amount + billing NPI); every field comes from the page; unknown labels, edits and
-  EOB codes are PortalDrift.
+- No silent false success: the claim shown is proven against the query before a result is returned:
+  recipient id, DOS from/to (exactly), billed amount, billing NPI, and the ICN when the query has one
+  (compared by `mapping.normalize_claim_number`, so dashes, prefixes, spaces and leading zeros do not
+  matter). Claim Detail must also show the claim of the row that was opened (a detail page still showing
+  the session's previous claim is reloaded, a bounded number of times). Near matches are dropped, several
+  exact matches are AmbiguousClaim, a page that never shows the claim asked for is ClaimMismatch. The
+  result's shown_* fields carry what the page printed. Unknown labels, edits and EOB codes are PortalDrift.
 - Read-only: `allowed_writes` lists the login, terms-of-use, "remind me later" and claim-inquiry posts.
   The password change, security check, profile re-verification and the claim action buttons are never
   pressed (and would be aborted by the guard).
-- Evidence is the runner's (it snapshots the page on every failure); errors carry no PHI.
+- Evidence: the lookup ends on Claim Detail of the claim read (the lease's page); errors carry no PHI.
 
-One session per user id on this portal: a second login ends the first, and every lookup costs ~5
-counted requests against a 180-per-minute rate limit, so a session runs one lookup at a time.
+Concurrency (`max_in_flight`): the portal allows one session per user id, but the tabs of one browser
+context share its cookie and so its session; its anti-forgery token is per session and every form carries
+its own copy, so each lookup fills the form on its own tab. Server-side per-session state is the response
+list (each lookup reads only its own reference number) and the "current claim" of Claim Detail (shared
+by all tabs: checked against the row opened, see above). The crosswalk is read once per session behind a
+lock (session.state). The bound is the rate limit: 180 counted requests a minute / 4 per lookup = 45
+lookups a minute at most, and one lookup takes ~3.5 s (2 s response delay + 4 page loads under realistic
+latency), so ~3 lookups in flight already reach it; 4 keeps the pacer, not the tabs, the limit.
+
+Requests (`requests_per_lookup` = 4, counted from fixtures/medicaid: `core.guard` calls `sb.rate_check`
+on every authenticated page): GET /Claims/Inquiry.aspx (the form), POST /Claims/Inquiry.aspx (submit),
+GET /Claims/Response.aspx?ref= (opened ~2 s after submitting, when the portal says the response is ready;
+the Response List is not read), GET /Claims/ClaimDetail.aspx (the claim). More when the response is not
+ready yet, a search lists several candidates, or Claim Detail shows a stale claim. The crosswalk (3 pages)
+is read once per session, on its own tab while the first response is being prepared. Checked by
+tests/portals/test_medicaid_proof.py::test_requests_per_lookup_matches_the_portals_counter.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from playwright.async_api import Error as PlaywrightError
@@ -56,15 +77,17 @@ from portals.medicaid.pages import (
     GridRow,
     InquiryPage,
     LoginPage,
-    ResponseListPage,
     ResponsePage,
 )
 
 CROSSWALK_STATE = "medicaid.eob_crosswalk"  # session.state key: EOB code -> EobEntry, read once per session
 CROSSWALK_LOCK = "medicaid.eob_crosswalk_lock"
-# The Response List says PENDING for ~2 s after an inquiry (12 s on a slow day): first look after 2 s,
-# then back off; ~40 s and 14 looks at most, then the lookup is retried later as unavailable.
-POLL_DELAYS_S = (2.0, 0.5, 0.5, 1.0, 1.0, 2.0, 2.0, 3.0, 3.0, 5.0, 5.0, 5.0, 5.0, 5.0)
+# The portal prepares an inquiry's response ~2 s after it is submitted (12 s on a slow day): the first
+# look is 2 s after the submit answered, then back off; ~40 s and 14 looks at most, then the lookup is
+# retried later as unavailable. (This paces a server-side queue; pages are waited on by their response.)
+RESPONSE_READY_S = 2.05
+POLL_DELAYS_S = (0.5, 0.5, 1.0, 1.0, 2.0, 2.0, 3.0, 3.0, 5.0, 5.0, 5.0, 5.0, 5.0)
+STALE_RELOADS = 3  # Claim Detail reloads when it still shows the session's previous claim
 MAX_LOGIN_STEPS = 4  # terms of use, password warning, home
 MAX_RESULT_PAGES = 20  # 10 claims a page; more than 200 hits for one recipient + DOS is not a lookup
 MAX_CROSSWALK_PAGES = 20
@@ -89,12 +112,27 @@ class MedicaidAdapter:
     key = "medicaid"
     capabilities = frozenset({Capability.CLAIM_STATUS})
     allowed_writes = (
-        RequestPattern(method="POST", url_regex=r"^https?://[^/]+/Login\.aspx$"),
-        RequestPattern(method="POST", url_regex=r"^https?://[^/]+/TermsOfUse\.aspx$"),
-        RequestPattern(method="POST", url_regex=r"^https?://[^/]+/PasswordExpiry\.aspx$"),  # Remind Me Later
-        RequestPattern(method="POST", url_regex=r"^https?://[^/]+/Claims/Inquiry\.aspx$"),
+        RequestPattern.post("/Login.aspx"),
+        RequestPattern.post("/TermsOfUse.aspx"),
+        RequestPattern.post("/PasswordExpiry.aspx"),  # Remind Me Later
+        RequestPattern.post("/Claims/Inquiry.aspx"),
     )
-    max_in_flight = 1
+    max_in_flight = 4
+    rate_limit_per_minute = 180
+    # Every page behind the portal's session guard (fixtures/medicaid/core.guard -> sb.rate_check); the
+    # login page, logout, the security-check post and unknown pages are not counted.
+    counted_requests = (
+        RequestPattern.under("/Home.aspx"),
+        RequestPattern.under("/TermsOfUse.aspx"),
+        RequestPattern.under("/PasswordExpiry.aspx"),
+        RequestPattern.under("/ChangePassword.aspx"),
+        RequestPattern.under("/Claims/"),
+        RequestPattern.under("/Eligibility/"),
+        RequestPattern.under("/PriorAuth/"),
+        RequestPattern.under("/Provider/"),
+        RequestPattern.under("/Reference/"),
+    )
+    requests_per_lookup = 4
 
     # ------------------------------------------------------------------ login / verify
     async def login(self, session: Any, creds: Credentials) -> None:
@@ -129,34 +167,48 @@ class MedicaidAdapter:
 
     # ------------------------------------------------------------------ claim status
     async def claim_status(self, session: Any, q: ClaimQuery) -> ClaimStatusResult:
-        """Search (ICN, else recipient + DOS + billing NPI), prove the claim, read and normalize it."""
+        """Search (ICN, else recipient + DOS + billing NPI), prove the claim, read and normalize it.
+        Runs on the lease's own page; several lookups may run at once on one session."""
         async with portal_errors(f"claim {q.claim_ref}"):
             page = await session.page()
             inquiry = InquiryPage(page)
             await inquiry.open()
-            if q.payer_claim_number:
-                ref = await inquiry.by_icn(q.payer_claim_number)
+            icn = mapping.icn(q.payer_claim_number)
+            if icn is not None:
+                ref = await inquiry.by_icn(icn)
             else:
                 ref = await inquiry.by_recipient(q.member_id, q.dos_from, q.dos_to, q.billing_npi)
-            response = ResponsePage(page)
-            await response.open(await self._wait_for_response(ResponseListPage(page), ref, q))
-            rows = await self._all_results(response, q)
-            detail = await self._pick(ClaimDetailPage(page), rows, q)
-            result = await self._result(session, detail, q)
+            submitted = time.monotonic()
+            # the crosswalk is read on its own tab while the portal prepares the response
+            crosswalk = None if CROSSWALK_STATE in session.state else \
+                asyncio.ensure_future(self._crosswalk(session))
+            try:
+                response = ResponsePage(page)
+                await self._open_response(response, ref, submitted, q)
+                rows = await self._all_results(response, q)
+                detail = await self._pick(ClaimDetailPage(page), rows, q, by_icn=icn is not None)
+                if crosswalk is not None:
+                    await crosswalk
+                    crosswalk = None
+                result = await self._result(session, detail, q)
+            finally:
+                if crosswalk is not None and not crosswalk.done():
+                    crosswalk.cancel()
+                    with contextlib.suppress(BaseException):
+                        await crosswalk
+            _check_proof(result, q)
             result.raw["inquiry_reference"] = ref
             return result
 
-    async def _wait_for_response(self, responses: ResponseListPage, ref: str, q: ClaimQuery) -> str:
-        """Bounded polling of the Response List (the portal's request/response split): the link to
-        the response once it is COMPLETE."""
-        for delay in POLL_DELAYS_S:
-            await asyncio.sleep(delay)
-            await responses.refresh()
-            status, href = await responses.response_for(ref)
-            if status == "COMPLETE" and href:
-                return href
-            if status != "PENDING":
-                raise PortalDrift("response list: unknown inquiry status")
+    async def _open_response(self, response: ResponsePage, ref: str, submitted: float, q: ClaimQuery) -> None:
+        """Open the inquiry's response once the portal has it ready (the request/response split): first
+        when it should be ready, then backing off while the portal says "not yet available"."""
+        wait = RESPONSE_READY_S - (time.monotonic() - submitted)
+        for delay in (max(wait, 0.0), *POLL_DELAYS_S):
+            if delay:
+                await asyncio.sleep(delay)
+            if await response.open_ref(ref):
+                return
         raise PortalUnavailable(f"claim {q.claim_ref}: inquiry response not ready in time")
 
     async def _all_results(self, response: ResponsePage, q: ClaimQuery) -> list[GridRow]:
@@ -177,32 +229,45 @@ class MedicaidAdapter:
             await response.open(page.next_href)
         raise AmbiguousClaim(f"claim {q.claim_ref}: search returned too many claims to choose from")
 
-    async def _pick(self, details: ClaimDetailPage, rows: list[GridRow], q: ClaimQuery) -> ClaimDetail:
-        """The one claim asked for, opened and proven; ClaimMismatch / AmbiguousClaim otherwise."""
-        if q.payer_claim_number:
-            found = [r for r in rows if r.cells["ICN"] == q.payer_claim_number]
-        else:
-            found = [r for r in rows if _row_matches(r, q)]
-            if len(found) > 1:  # same recipient, DOS and amount: the patient account # is ours
-                ours = [r for r in found if r.cells["Patient Acct #"] == q.claim_ref]
-                found = ours if len(ours) == 1 else found
+    async def _pick(self, details: ClaimDetailPage, rows: list[GridRow], q: ClaimQuery, *,
+                    by_icn: bool) -> ClaimDetail:
+        """The one claim asked for, opened and proven, left on screen; ClaimMismatch / AmbiguousClaim
+        otherwise. Rows are filtered on what the grid shows; the billing NPI is only on Claim Detail."""
+        found = [r for r in rows if _row_matches(r, q, by_icn=by_icn)]
+        if len(found) > 1:  # same recipient, DOS and amount: the patient account # is ours
+            ours = [r for r in found if r.cells["Patient Acct #"] == q.claim_ref]
+            found = ours or found
         if not found:
             raise ClaimMismatch(f"claim {q.claim_ref}: the portal listed only other claims")
         if len(found) > MAX_DETAIL_PROBES:
             raise AmbiguousClaim(f"claim {q.claim_ref}: {len(found)} claims match the search")
-        proven: list[ClaimDetail] = []
+        proven: list[tuple[GridRow, ClaimDetail]] = []
+        detail: ClaimDetail | None = None
         for row in found:
-            if not row.href:
-                raise PortalDrift("response: claim row without a detail link")
-            await details.open(row.href)
-            detail = await details.read()
+            detail = await self._open_detail(details, row, q)
             if _detail_matches(detail, q):
-                proven.append(detail)
+                proven.append((row, detail))
         if not proven:
             raise ClaimMismatch(f"claim {q.claim_ref}: the claim shown is not the one asked for")
         if len(proven) > 1:
             raise AmbiguousClaim(f"claim {q.claim_ref}: {len(proven)} claims match the search")
-        return proven[0]
+        row, chosen = proven[0]
+        if chosen is not detail:  # another candidate is on screen: show the claim read (evidence)
+            chosen = await self._open_detail(details, row, q)
+            if not _detail_matches(chosen, q):
+                raise ClaimMismatch(f"claim {q.claim_ref}: the claim changed between two reads")
+        return chosen
+
+    async def _open_detail(self, details: ClaimDetailPage, row: GridRow, q: ClaimQuery) -> ClaimDetail:
+        """Claim Detail of `row`, waiting out a page that still shows the session's previous claim."""
+        if not row.href:
+            raise PortalDrift("response: claim row without a detail link")
+        for _ in range(1 + STALE_RELOADS):
+            await details.open(row.href)
+            detail = await details.read()
+            if _detail_is_row(detail, row):
+                return detail
+        raise ClaimMismatch(f"claim {q.claim_ref}: Claim Detail kept showing another claim")
 
     # ------------------------------------------------------------------ reading
     async def _result(self, session: Any, d: ClaimDetail, q: ClaimQuery) -> ClaimStatusResult:
@@ -225,14 +290,14 @@ class MedicaidAdapter:
             raise PortalDrift("claim detail: amounts contradict the claim status")
         if adjudicated and (not lines or any(ln.allowed is None or ln.paid is None for ln in lines)):
             raise PortalDrift("claim detail: adjudicated claim without adjudicated lines")
-        icn = h["ICN:"].strip()
+        shown_icn = h["ICN:"].strip()
         return ClaimStatusResult(
             claim_ref=q.claim_ref,
             portal_key=self.key,
             observed_at=datetime.now(UTC),
             status_category=category,
             status_code=code,
-            payer_claim_number=None if icn == "NOT ASSIGNED" else icn,
+            payer_claim_number=mapping.icn(shown_icn),
             billed=billed,
             allowed=allowed,
             paid=paid,
@@ -245,6 +310,9 @@ class MedicaidAdapter:
             raw=_raw(d),
             shown_member_id=h["Recipient ID:"].strip(),
             shown_dos_from=mdy(h["DOS From:"], what="DOS from"),
+            shown_dos_to=mdy(h["DOS To:"], what="DOS to"),
+            shown_claim_number=shown_icn,
+            shown_billed=billed,
         )
 
     async def _crosswalk(self, session: Any) -> dict[str, EobEntry]:
@@ -288,26 +356,46 @@ async def _read_crosswalk(page: CrosswalkPage) -> dict[str, EobEntry]:
 
 
 # ---------------------------------------------------------------------- proof
-def _row_matches(r: GridRow, q: ClaimQuery) -> bool:
+def _row_matches(r: GridRow, q: ClaimQuery, *, by_icn: bool) -> bool:
+    """A response row that can be the claim asked for (exact recipient, DOS and billed; the ICN when
+    searched by ICN). Near matches (another DOS or amount) are dropped here."""
     c = r.cells
+    if by_icn and mapping.normalize_claim_number(c["ICN"]) != mapping.normalize_claim_number(q.payer_claim_number):
+        return False
     return (c["Recipient ID"] == q.member_id
-            and _overlaps(mdy(c["From DOS"], what="DOS"), mdy(c["To DOS"], what="DOS"), q)
+            and mdy(c["From DOS"], what="DOS") == q.dos_from and mdy(c["To DOS"], what="DOS") == q.dos_to
             and money(c["Billed"], what="billed amount") == q.billed)
+
+
+def _detail_is_row(d: ClaimDetail, r: GridRow) -> bool:
+    """Claim Detail shows the claim of the row opened (not the session's previous claim)."""
+    h, c = d.header, r.cells
+    return (mapping.normalize_claim_number(h["ICN:"]) == mapping.normalize_claim_number(c["ICN"])
+            and h["Recipient ID:"].strip() == c["Recipient ID"]
+            and h["Patient Account #:"].strip() == c["Patient Acct #"]
+            and h["DOS From:"].strip() == c["From DOS"] and h["DOS To:"].strip() == c["To DOS"]
+            and h["Billed Amount:"].strip() == c["Billed"])
 
 
 def _detail_matches(d: ClaimDetail, q: ClaimQuery) -> bool:
     h = d.header
-    if h["Recipient ID:"].strip() != q.member_id:
+    if q.payer_claim_number and \
+            mapping.normalize_claim_number(h["ICN:"]) != mapping.normalize_claim_number(q.payer_claim_number):
         return False
-    if q.payer_claim_number:
-        return h["ICN:"].strip() == q.payer_claim_number
-    return (_overlaps(mdy(h["DOS From:"], what="DOS from"), mdy(h["DOS To:"], what="DOS to"), q)
+    return (h["Recipient ID:"].strip() == q.member_id
+            and mdy(h["DOS From:"], what="DOS from") == q.dos_from
+            and mdy(h["DOS To:"], what="DOS to") == q.dos_to
             and money(h["Billed Amount:"], what="billed amount") == q.billed
             and h["Billing NPI:"].strip() == q.billing_npi)
 
 
-def _overlaps(dos_from: date, dos_to: date, q: ClaimQuery) -> bool:
-    return dos_from <= q.dos_to and dos_to >= q.dos_from
+def _check_proof(r: ClaimStatusResult, q: ClaimQuery) -> None:
+    """The last check before a result leaves the adapter: what the page showed is the claim asked for."""
+    same_number = q.payer_claim_number is None or (
+        mapping.normalize_claim_number(r.shown_claim_number) == mapping.normalize_claim_number(q.payer_claim_number))
+    if not (same_number and r.shown_member_id == q.member_id and r.shown_dos_from == q.dos_from
+            and r.shown_dos_to == q.dos_to and r.shown_billed == q.billed):
+        raise ClaimMismatch(f"claim {q.claim_ref}: the claim read does not prove the claim asked for")
 
 
 # ---------------------------------------------------------------------- lines and EOB codes

@@ -68,6 +68,30 @@ LOGIN_MESSAGES: tuple[tuple[str, type[PortalError], str], ...] = (
 )
 
 NA = "N/A"
+ICN_DIGITS = 13
+NOT_ASSIGNED = "NOT ASSIGNED"  # Claim Detail's ICN for a claim rejected at the front end
+
+
+def normalize_claim_number(text: str | None) -> str | None:
+    """The comparison key of a claim number (ICN), however the page or the PMS prints it: upper case,
+    without spaces, dashes, dots or slashes, without a printed "ICN" label, without leading zeros.
+    '00 2-26123-0000045', 'ICN 226 123 0000045' and '2261230000045' have the same key. None for an empty
+    value or "NOT ASSIGNED"."""
+    if text is None:
+        return None
+    s = re.sub(r"[^0-9A-Z]", "", text.upper())
+    if s == NOT_ASSIGNED.replace(" ", ""):
+        return None
+    s = re.sub(r"^ICN(?:NO|NUMBER)?", "", s).lstrip("0")
+    return s or None
+
+
+def icn(text: str | None) -> str | None:
+    """The ICN as the portal's search form takes it (13 digits), or None when `text` cannot be one."""
+    key = normalize_claim_number(text)
+    if key is None or not key.isdigit() or len(key) > ICN_DIGITS:
+        return None
+    return key.zfill(ICN_DIGITS)
 
 
 @dataclass(frozen=True)

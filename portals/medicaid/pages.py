@@ -39,6 +39,7 @@ REVERIFY = "/Provider/Reverify.aspx"
 HOME = "/Home.aspx"
 INQUIRY = "/Claims/Inquiry.aspx"
 RESPONSE_LIST = "/Claims/ResponseList.aspx"
+RESPONSE = "/Claims/Response.aspx"
 CROSSWALK = "/Reference/EOBCrosswalk.aspx"
 INTERSTITIALS = (TERMS, PASSWORD_WARNING)
 
@@ -262,12 +263,25 @@ class ResponsePage(MmisPage):
     def __init__(self, page: Page) -> None:
         super().__init__(page)
         self.no_results = page.locator(CID + "lblNoResults")
+        self.not_ready = page.get_by_role("heading", name="Response not yet available", exact=True)
+        self.reference = page.locator(CID + "lblReference")
         self.count = page.get_by_text(re.compile(r"claim\(s\) found\. Page \d+ of \d+"))
         self.grid = page.locator(CID + "gvClaims")
         self.next_page = page.get_by_role("link", name="Next >")
 
     async def open(self, href: str) -> None:
         await self.goto(href)
+
+    async def open_ref(self, ref: str) -> bool:
+        """Open the response to inquiry `ref` (the Response List's "View Response" link); False while the
+        portal says it is not yet available. The page must echo the reference number."""
+        await self.goto(f"{RESPONSE}?ref={ref}")
+        if await self.not_ready.count():
+            return False
+        shown = (await (await require(self.reference, "response: reference number")).inner_text()).strip()
+        if shown != ref:
+            raise PortalDrift("response: the page shows another inquiry's response")
+        return True
 
     async def not_found_message(self) -> str | None:
         if await self.no_results.count():

@@ -1,0 +1,43 @@
+"""The runner's own check that a result proves its claim (DESIGN §4: never report a status we did not read
+for this claim). Adapters check the page against the query before they return; this is the second lock:
+a result whose shown identifiers are missing or disagree with the query is refused, whatever the adapter
+said. Messages name fields, never values (they may be PHI).
+"""
+
+from __future__ import annotations
+
+import re
+
+from portals.base import ClaimQuery, ClaimStatusResult
+
+_NOT_ALNUM = re.compile(r"[^0-9A-Z]")
+
+
+def claim_number_key(value: str) -> str:
+    """A claim number as a comparable key: case, spaces, dashes and other punctuation do not count.
+    (Prefixes and leading zeros are portal conventions: each adapter's mapping strips its own.)"""
+    return _NOT_ALNUM.sub("", value.upper())
+
+
+def _member_key(value: str) -> str:
+    return "".join(value.split()).upper()
+
+
+def unproven(q: ClaimQuery, r: ClaimStatusResult) -> str | None:
+    """Why `r` does not prove it is `q`'s claim, or None when it does."""
+    if r.claim_ref != q.claim_ref:
+        return "result is for another claim reference"
+    if r.shown_member_id is None and r.shown_claim_number is None and r.payer_claim_number is None:
+        return "the page showed neither a claim number nor a member id"
+    if r.shown_member_id is not None and _member_key(r.shown_member_id) != _member_key(q.member_id):
+        return "member id shown differs from the query"
+    if r.shown_dos_from is not None:
+        to = r.shown_dos_to or r.shown_dos_from
+        if not (r.shown_dos_from <= q.dos_to and q.dos_from <= to):
+            return "dates of service shown do not overlap the query"
+    if r.shown_billed is not None and r.shown_billed != q.billed:
+        return "billed amount shown differs from the query"
+    if q.payer_claim_number and r.payer_claim_number and \
+            claim_number_key(r.payer_claim_number) != claim_number_key(q.payer_claim_number):
+        return "claim number read differs from the query"
+    return None

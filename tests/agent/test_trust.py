@@ -1,0 +1,328 @@
+"""Trust (DESIGN §4): read-only by construction, proof of what was read, evidence for every status change,
+portal health and the canary. Real Chromium against the sandbox portals, real SQLite."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import time
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from rich.console import Console
+from sqlalchemy import func, select, update
+from typer.testing import CliRunner
+
+from agent.pacing import TokenBucket
+from agent.proof import claim_number_key, unproven
+from core.cli import app
+from portals.base import ClaimQuery, ClaimStatusResult, registry
+from store import repo
+from store.models import (
+    AuditEntry,
+    CheckFailure,
+    Claim,
+    Evidence,
+    OutboxEvent,
+    Payer,
+    PortalAccount,
+    StatusObservation,
+)
+
+pytestmark = pytest.mark.slow
+
+
+def _ids(rt, portal: str | None = None, **where) -> list[int]:
+    with rt.Session() as s:
+        q = select(Claim.id).join(Payer, Payer.id == Claim.payer_id)
+        if portal:
+            q = q.where(Payer.portal_key == portal)
+        for k, v in where.items():
+            q = q.where(getattr(Claim, k) == v)
+        return list(s.scalars(q.order_by(Claim.id)))
+
+
+def _truth_by_pcn(sandbox) -> dict[str, dict]:
+    return {c["pcn"]: c for c in sandbox.ground_truth()["claims"] if c["visible"]}
+
+
+# ---------------------------------------------------------------- read-only by construction
+def _faulty(base: type) -> type:
+    """An adapter with the bug browser agents have shipped: after reading, it 'helps' by submitting an
+    appeal and voiding the claim (medicaid's "Submit for Review" and "Void Claim" beside the data)."""
+
+    class Faulty(base):
+        async def claim_status(self, session, q):
+            result = await super().claim_status(session, q)
+            page = await session.page()
+            page.on("dialog", lambda d: asyncio.ensure_future(d.accept()))
+            for button in ("Submit for Review", "Void Claim"):
+                target = page.locator(f"input[type=submit][value='{button}']")
+                if await target.count():
+                    try:
+                        await target.first.click(timeout=5_000)
+                        await page.wait_for_load_state(timeout=5_000)
+                    except Exception:  # noqa: BLE001 - the guard aborts the POST: navigation fails
+                        pass
+                    if not await page.locator("input[type=submit][value='Void Claim']").count():
+                        try:  # the blocked POST left an error page: back to the claim
+                            await page.go_back()
+                        except Exception:  # noqa: BLE001
+                            pass
+            return result
+
+    return Faulty
+
+
+@pytest.mark.timeout(600)
+async def test_faulty_adapter_is_blocked_and_nothing_reaches_the_portal(sandbox, onboarded):
+    rt = onboarded
+    truth = _truth_by_pcn(sandbox)
+    with rt.Session() as s:
+        denied = [c.id for c in s.scalars(select(Claim).join(Payer, Payer.id == Claim.payer_id).where(
+            Payer.portal_key == "medicaid")) if truth[c.external_id]["status_category"] == "F2"][:2]
+    assert denied
+    before = sandbox.control.get("/control/writes").json()
+    adapters = {**registry(), "medicaid": _faulty(registry()["medicaid"])}
+    summary = await rt.runner(adapters=adapters).sweep(claim_ids=denied, trigger="test")
+    await rt.aclose()
+    after = sandbox.control.get("/control/writes").json()
+    assert after == before  # the sandbox received no state-changing request
+    assert summary.counts["checked"] == 0
+    assert summary.errors["BlockedAction"] == len(denied)
+    assert summary.counts["blocked_actions"] >= 2 * len(denied)  # both buttons, every claim
+    with rt.Session() as s:
+        failures = list(s.scalars(select(CheckFailure).where(CheckFailure.claim_id.in_(denied))))
+        assert {f.error_type for f in failures} == {"BlockedAction"}
+        assert all("POST /Claims/SubmitForReview.aspx" in f.message and "POST /Claims/VoidClaim.aspx" in f.message
+                   for f in failures)
+        assert all(f.evidence_ref for f in failures)  # the page is kept
+        # the result the faulty adapter returned was discarded
+        assert s.scalar(select(func.count()).select_from(StatusObservation)
+                        .where(StatusObservation.claim_id.in_(denied))) == 0
+        events = [e for e in s.scalars(select(OutboxEvent)) if e.event_type == "portal.blocked_action"]
+        assert len(events) == len(denied)
+
+
+@pytest.mark.timeout(900)
+async def test_a_full_sweep_sends_nothing_but_login_mfa_and_search(sandbox, onboarded):
+    rt = onboarded
+    sandbox.control.post("/control/counters/reset")
+    summary = await rt.runner().sweep(claim_ids=_ids(rt), trigger="test")
+    await rt.aclose()
+    assert summary.counts["failed"] == 0, dict(summary.errors)
+    assert summary.counts["blocked_actions"] == 0
+    assert sandbox.control.get("/control/writes").json() == []
+    counters = sandbox.counters()
+    assert not any(k.endswith("state_changing_requests") and v for k, v in counters.items())
+
+
+# ---------------------------------------------------------------- proof of what was read
+def _q(**kw) -> ClaimQuery:
+    base = dict(claim_ref="PCN1", payer_key="p", payer_claim_number="NS-0012-345", member_id="M123",
+                dos_from=datetime(2026, 9, 1).date(), dos_to=datetime(2026, 9, 1).date(), billing_npi="1",
+                billed=Decimal("120.00"))
+    return ClaimQuery(**{**base, **kw})
+
+
+def _r(**kw) -> ClaimStatusResult:
+    base = dict(claim_ref="PCN1", portal_key="p", observed_at=datetime.now(UTC), status_category="F1",
+                status_code="1", payer_claim_number="NS0012345", billed=Decimal("120.00"), raw_label="Paid",
+                shown_member_id="m123", shown_dos_from=datetime(2026, 9, 1).date(),
+                shown_dos_to=datetime(2026, 9, 1).date(), shown_claim_number="NS-0012-345",
+                shown_billed=Decimal("120.00"))
+    return ClaimStatusResult(**{**base, **kw})
+
+
+def test_the_runner_refuses_a_result_that_does_not_prove_its_claim():
+    assert unproven(_q(), _r()) is None
+    assert claim_number_key("ns-0012 345") == claim_number_key("NS0012345")
+    assert "member" in unproven(_q(), _r(shown_member_id="M124"))
+    assert "dates" in unproven(_q(), _r(shown_dos_from=datetime(2026, 9, 2).date(),
+                                        shown_dos_to=datetime(2026, 9, 2).date()))
+    assert "billed" in unproven(_q(), _r(shown_billed=Decimal("121.00")))
+    assert "claim number" in unproven(_q(), _r(payer_claim_number="NS0012346"))
+    assert "another claim reference" in unproven(_q(), _r(claim_ref="PCN2"))
+    assert "neither" in unproven(_q(), _r(shown_member_id=None, shown_claim_number=None, payer_claim_number=None))
+    # a rejection has no payer claim number: the member id and dates still prove it
+    assert unproven(_q(payer_claim_number=None), _r(payer_claim_number=None, shown_claim_number=None)) is None
+
+
+async def test_token_bucket_stays_under_the_limit():
+    bucket = TokenBucket(600, burst=4, margin=4)  # 592 a minute after the burst: ~9.9 a second
+    t0 = time.monotonic()
+    stamps = []
+    for _ in range(24):
+        await bucket.acquire()
+        stamps.append(time.monotonic() - t0)
+    # the first `burst` go at once, then one every 1/rate seconds
+    assert stamps[3] < 0.05
+    assert stamps[-1] >= (24 - 4) / bucket.rate_per_s * 0.95
+    # in any one-second window, at most burst + rate
+    assert max(sum(1 for t in stamps if a <= t < a + 1) for a in stamps) <= 4 + bucket.rate_per_s + 1
+
+
+# ---------------------------------------------------------------- evidence for every status change
+@pytest.mark.timeout(900)
+async def test_every_status_change_keeps_the_page_it_was_read_from(sandbox, onboarded, tmp_path, monkeypatch):
+    rt = onboarded
+    ids = _ids(rt)[:24]
+    summary = await rt.runner().sweep(claim_ids=ids, trigger="test")
+    assert summary.counts["failed"] == 0, dict(summary.errors)
+    with rt.Session() as s:
+        obs = list(s.scalars(select(StatusObservation).where(StatusObservation.claim_id.in_(ids))))
+        assert len(obs) == len(ids) and all(o.changed and o.evidence_ref for o in obs)
+        rows = {e.ref: e for e in s.scalars(select(Evidence).where(Evidence.kind == "status_change"))}
+        assert set(rows) == {o.evidence_ref for o in obs}
+        for o in obs:
+            ev = rows[o.evidence_ref]
+            assert ev.claim_id == o.claim_id and ev.account_id == o.account_id and ev.portal_key == o.source
+            assert rt.evidence.verify(ev)
+            html, png, frames = rt.evidence.load_all(ev)
+            assert png[:8] == b"\x89PNG\r\n\x1a\n"
+            # the page shows the claim it proves: its claim number (or, for a rejection, its billed amount)
+            c = s.get(Claim, o.claim_id)
+            page_text = html + "".join(f["html"] for f in frames)
+            if c.payer_claim_number:
+                assert any(v in page_text for v in (c.payer_claim_number, claim_number_key(c.payer_claim_number)))
+    # an unchanged re-read keeps no new evidence
+    before = len(rows)
+    await rt.runner().sweep(claim_ids=ids, trigger="test")
+    await rt.aclose()
+    with rt.Session() as s:
+        assert s.scalar(select(func.count()).select_from(Evidence).where(Evidence.kind == "status_change")) == before
+        claim = s.get(Claim, obs[0].claim_id)
+        pcn, ref = claim.external_id, obs[0].evidence_ref
+        stored = s.scalar(select(Evidence).where(Evidence.ref == ref))
+    # `portal-agent evidence CLAIM` lists it and exports it as files; the export's hashes verify
+    monkeypatch.setenv("PORTAL_AGENT_DATA_DIR", str(rt.settings.data_dir))
+    monkeypatch.setattr("core.cli.console", Console(width=250))
+    from core.config import get_settings
+
+    get_settings.cache_clear()
+    try:
+        cli = CliRunner()
+        listed = cli.invoke(app, ["evidence", pcn])
+        assert listed.exit_code == 0, listed.output
+        assert ref in listed.output and "ok" in listed.output
+        out = tmp_path / "export"
+        exported = cli.invoke(app, ["evidence", pcn, "--export", ref, "--out", str(out)])
+        assert exported.exit_code == 0, exported.output
+        bad = cli.invoke(app, ["evidence", pcn, "--export", "ev_nope"])
+        assert bad.exit_code != 0 and "--export" in bad.output
+    finally:
+        get_settings.cache_clear()
+    manifest = json.loads(next(out.glob("*.manifest.json")).read_text())
+    png = (out / manifest["files"][0]).read_bytes()
+    html_bytes = (out / manifest["files"][1]).read_text(encoding="utf-8").encode()
+    h = hashlib.sha256(html_bytes)
+    for f in manifest["frames"]:
+        h.update(b"\x00" + (out / f["file"]).read_text(encoding="utf-8").encode())
+    assert hashlib.sha256(png).hexdigest() == manifest["png_sha256"] == stored.png_sha256
+    assert h.hexdigest() == manifest["html_sha256"] == stored.html_sha256
+    with rt.Session() as s:
+        actions = [a.action for a in s.scalars(select(AuditEntry))]
+        assert "evidence.list" in actions and "evidence.export" in actions
+    # retention: evidence older than the setting goes (file and row)
+    with rt.Session() as s:
+        gone = rt.evidence.purge(s, 30, now=datetime.now(UTC) + timedelta(days=31))
+        s.commit()
+        assert gone >= before and s.scalar(select(func.count()).select_from(Evidence)) == 0
+    assert not list((rt.settings.data_dir / "evidence").rglob("*.bin"))
+
+
+# ---------------------------------------------------------------- canary, drift, health
+@pytest.mark.timeout(900)
+async def test_canary_catches_a_layout_change_before_any_result_is_stored(sandbox, onboarded, monkeypatch):
+    rt = onboarded
+    rt.settings.canary_reads = 2
+    portal = "commercial"
+    ids = _ids(rt, portal)
+    summary = await rt.runner().sweep(portal_key=portal, claim_ids=ids, trigger="test")
+    assert summary.counts["failed"] == 0, dict(summary.errors)
+    # the agent picks a settled claim per account, and trusts it after it reads the same way twice
+    with rt.Session() as s:
+        s.execute(update(Claim).values(next_check_at=None))
+        s.commit()
+    for _ in range(2):
+        summary = await rt.runner().sweep(portal_key=portal, trigger="test")
+        assert set(summary.canaries.values()) <= {"candidate", "ok"} and summary.canaries
+    with rt.Session() as s:
+        accts = list(s.scalars(select(PortalAccount).where(PortalAccount.portal_key == portal)))
+        assert all(a.canary_claim_id and a.canary_fingerprint for a in accts)
+        # everything due again, then the portal ships its new layout
+        s.execute(update(Claim).values(next_check_at=datetime.now(UTC) - timedelta(hours=1)))
+        s.commit()
+        n_obs = s.scalar(select(func.count()).select_from(StatusObservation))
+    sandbox.faults(layout="v2")
+    summary = await rt.runner().sweep(portal_key=portal, trigger="test")
+    assert summary.counts["checked"] == 0
+    assert set(summary.canaries.values()) == {"mismatch"} or set(summary.canaries.values()) == {"failed"}
+    with rt.Session() as s:
+        assert s.scalar(select(func.count()).select_from(StatusObservation)) == n_obs  # nothing stored
+        errors = {f.error_type for f in s.scalars(select(CheckFailure).where(CheckFailure.sweep_run_id
+                                                                             == summary.run_id))}
+        assert errors <= {"PortalDrift", "CanaryMismatch", "AccountStopped", "CircuitOpen"}
+        assert "AccountStopped" in errors
+        health = repo.account_health(s, now=datetime.now(UTC), stale_after=timedelta(hours=40))
+    mine = [h for h in health if h["portal"] == portal]
+    assert all(h["drift"] and h["drift_evidence_ref"] and h["needs_attention"] for h in mine)
+    with rt.Session() as s:
+        assert all(s.scalar(select(Evidence).where(Evidence.ref == h["drift_evidence_ref"])) for h in mine)
+        assert "portal.drift_detected" in {e.event_type for e in s.scalars(select(OutboxEvent))}
+    await rt.aclose()
+    # `portal-agent health` shows it in one table
+    monkeypatch.setenv("PORTAL_AGENT_DATA_DIR", str(rt.settings.data_dir))
+    monkeypatch.setattr("core.cli.console", Console(width=250))
+    from core.config import get_settings
+
+    get_settings.cache_clear()
+    try:
+        out = CliRunner().invoke(app, ["health"])
+    finally:
+        get_settings.cache_clear()
+    assert out.exit_code == 0, out.output
+    assert "drift" in out.output and f"{len(health)} accounts" in out.output
+    assert f"{len(mine)} need attention" in out.output or "need attention" in out.output
+
+
+@pytest.mark.timeout(900)
+async def test_layout_switch_mid_sweep_every_later_read_is_drift(sandbox, onboarded):
+    rt = onboarded
+    rt.settings.breaker_threshold = 1000  # let every claim try: each must fail as drift, none get a status
+    ids = _ids(rt, "medicaid")
+    assert len(ids) >= 20
+    switched_at: list[float] = []
+
+    async def switch_when_some_are_read() -> None:
+        while True:
+            with rt.Session() as s:
+                if s.scalar(select(func.count()).select_from(StatusObservation)) >= 6:
+                    break
+            await asyncio.sleep(0.2)
+        await asyncio.to_thread(sandbox.faults, layout="v2")
+        switched_at.append(time.time())
+
+    watcher = asyncio.create_task(switch_when_some_are_read())
+    summary = await rt.runner().sweep(portal_key="medicaid", claim_ids=ids, trigger="test")
+    await watcher
+    await rt.aclose()
+    cut = datetime.fromtimestamp(switched_at[0], UTC)
+    truth = _truth_by_pcn(sandbox)
+    with rt.Session() as s:
+        obs = list(s.scalars(select(StatusObservation)))
+        # a lookup in flight when the layout changed may finish on pages it had already read; nothing read
+        # after that carries a status
+        late = [o for o in obs if repo.as_utc(o.observed_at) > cut + timedelta(seconds=5)]
+        assert late == []
+        for o in obs:  # and what was stored before the switch is right
+            c = s.get(Claim, o.claim_id)
+            assert (o.status_category, o.status_code) == (truth[c.external_id]["status_category"],
+                                                          truth[c.external_id]["status_code"])
+        failures = list(s.scalars(select(CheckFailure)))
+    assert summary.counts["checked"] + summary.counts["failed"] == len(ids)
+    assert summary.counts["failed"] > 0
+    assert {f.error_type for f in failures} == {"PortalDrift"}
+    assert all(f.evidence_ref for f in failures)

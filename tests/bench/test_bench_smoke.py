@@ -1,0 +1,72 @@
+"""bench.sweep: a tiny real run (2 claims per portal, faults off) of the naive baseline and the agent's
+sweep, and the ground-truth checker on readings that must not pass."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench.measure import percentile
+from bench.sweep import PORTALS, agent_checks, naive_checks
+
+REPO = Path(__file__).resolve().parents[2]
+
+TRUTH = {"C1": {"claim_id": "C1", "pcn": "P1", "status_category": "F2", "status_code": "65", "billed": "120.00",
+                "payer_claim_number": "BMH123"}}
+
+
+def test_naive_check_refuses_wrong_or_missing_readings():
+    good = {"claim_id": "C1", "portal": "clearinghouse", "ok": True, "status_label": "Finalized - Denial",
+            "billed": "$120.00", "claim_number": "BMH123"}
+    assert naive_checks([good], TRUTH) == {"C1": "ok"}
+    assert naive_checks([{**good, "status_label": "Finalized - Payment"}], TRUTH) == {"C1": "wrong status"}
+    assert naive_checks([{**good, "status_label": "Paid!"}], TRUTH) == {"C1": "wrong status"}
+    assert naive_checks([{**good, "billed": "$12.00"}], TRUTH) == {"C1": "wrong billed"}
+    assert naive_checks([{**good, "claim_number": "BMH124"}], TRUTH) == {"C1": "wrong claim number"}
+    assert naive_checks([{**good, "ok": False, "error": "TimeoutError: x"}], TRUTH) == {"C1": "failed: TimeoutError"}
+
+
+def test_agent_check_needs_category_and_code():
+    row = {"pcn": "P1", "status_category": "F2", "status_code": "65", "last_error": None}
+    by_pcn = {"P1": TRUTH["C1"]}
+    assert agent_checks([row], by_pcn) == {"C1": "ok"}
+    assert agent_checks([{**row, "status_code": "1"}], by_pcn) == {"C1": "wrong status"}
+    assert agent_checks([{**row, "status_category": None, "last_error": "PortalDrift"}], by_pcn) == {
+        "C1": "failed: PortalDrift"}
+
+
+def test_percentile_nearest_rank():
+    assert percentile([], 50) is None
+    assert percentile([3.0, 1.0, 2.0], 50) == 2.0
+    assert percentile([float(i) for i in range(1, 21)], 95) == 19.0
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_bench_sweep_smoke(tmp_path):
+    out = tmp_path / "report.json"
+    r = subprocess.run([sys.executable, "-m", "bench.sweep", "--claims", "2", "--profile", "off", "--json", str(out)],
+                       cwd=REPO, capture_output=True, text=True, timeout=280)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    rep = json.loads(out.read_text())
+    assert rep["config"]["claims_per_portal"] == 2 and rep["config"]["faults"]["error_rate"] == 0
+    for run in ("naive", "agent"):
+        f = rep["runs"][run]
+        assert set(f["per_portal"]) == set(PORTALS)
+        for p, v in f["per_portal"].items():
+            # every claim was compared with the sandbox's ground truth, and matched it
+            assert v["claims"] == 2 and v["checked_ok"] == 2, (run, p, v)
+            assert v["counted_requests_per_claim"] > 0 and v["challenges"] == 0 and v["lockouts"] == 0
+            assert v["claims_per_min"] > 0
+        o = f["overall"]
+        assert o["claims"] == 6 and o["checked_ok"] == 6
+        assert o["cpu_s"] > 0 and o["peak_rss_mb"] > 50 and o["wall_s"] > 0 and o["logins"] >= 3
+    assert rep["runs"]["naive"]["overall"]["logins"] == 6  # one per claim
+    for p in (*PORTALS, "overall"):
+        assert rep["limits"][p]["limit_claims_per_min"] > 0
+        assert rep["ratios"][p]["agent_over_naive"] > 0 and rep["ratios"][p]["agent_over_limit"] > 0
+    assert "agent vs naive" in r.stdout and "naive baseline" in r.stdout
