@@ -7,8 +7,9 @@ said. Messages name fields, never values (they may be PHI).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
-from portals.base import ClaimQuery, ClaimStatusResult
+from portals.base import ClaimQuery, ClaimStatusResult, PortalError
 
 _NOT_ALNUM = re.compile(r"[^0-9A-Z]")
 
@@ -23,8 +24,10 @@ def _member_key(value: str) -> str:
     return "".join(value.split()).upper()
 
 
-def unproven(q: ClaimQuery, r: ClaimStatusResult) -> str | None:
-    """Why `r` does not prove it is `q`'s claim, or None when it does."""
+def unproven(q: ClaimQuery, r: ClaimStatusResult,
+             number_key: Callable[[str], str | None] = claim_number_key) -> str | None:
+    """Why `r` does not prove it is `q`'s claim, or None when it does. `number_key` is the portal's own
+    claim-number normalization when its adapter has one (prefixes, leading zeros)."""
     if r.claim_ref != q.claim_ref:
         return "result is for another claim reference"
     if r.shown_member_id is None and r.shown_claim_number is None and r.payer_claim_number is None:
@@ -37,7 +40,11 @@ def unproven(q: ClaimQuery, r: ClaimStatusResult) -> str | None:
             return "dates of service shown do not overlap the query"
     if r.shown_billed is not None and r.shown_billed != q.billed:
         return "billed amount shown differs from the query"
-    if q.payer_claim_number and r.payer_claim_number and \
-            claim_number_key(r.payer_claim_number) != claim_number_key(q.payer_claim_number):
-        return "claim number read differs from the query"
+    if q.payer_claim_number and r.payer_claim_number:
+        try:
+            same = number_key(r.payer_claim_number) == number_key(q.payer_claim_number)
+        except PortalError:
+            same = False
+        if not same:
+            return "claim number read differs from the query"
     return None

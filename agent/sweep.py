@@ -30,7 +30,7 @@ from agent.browser import BrowserPool, BrowserSession
 from agent.evidence import EvidenceStore
 from agent.guards import CircuitBreaker, LockoutGuard
 from agent.pacing import pacer_for
-from agent.proof import unproven
+from agent.proof import claim_number_key, unproven
 from core.config import Settings
 from portals.base import (
     AccountError,
@@ -438,7 +438,7 @@ class SweepRunner:
                     await self._blocked_action(run_id, run, job, lease.blocked, summary, progress)
                     return "failed"
                 if result is not None:
-                    why = unproven(job.query, result)
+                    why = unproven(job.query, result, getattr(adapter, "claim_number_key", None) or claim_number_key)
                     if why:
                         error, result = ClaimMismatch(f"{job.query.claim_ref}: {why}"), None
                 if result is not None:

@@ -99,6 +99,8 @@ def demo(
     serve: bool = typer.Option(False, help="keep the sandbox running after the sweep (Ctrl-C to stop)"),
 ) -> None:
     """The main job: sandbox portals + migrate + onboard claims and accounts + one sweep + summary."""
+    from datetime import UTC, datetime, timedelta
+
     from agent.runtime import Runtime
     from core.demo import SandboxProcess, compare_with_truth, onboard
 
@@ -129,6 +131,17 @@ def demo(
         console.print(f"ground truth: {cmp['status_matches']}/{cmp['checked']} statuses match; denied claims "
                       f"found {cmp['found_denied_claims']} of {cmp['truth_denied_claims']}; CARC sets "
                       f"{'match' if cmp['carc_sets_match'] else 'DIFFER'} {cmp['found_carcs']}")
+        writes = sb.control.get("/control/writes").json()
+        console.print(f"read-only: the portals received {len(writes)} state-changing requests beyond login, MFA "
+                      f"and search; the guard blocked {summary.counts.get('blocked_actions', 0)}; evidence kept "
+                      f"for {summary.counts.get('evidence_kept', 0)} status changes")
+        ok = ok and not writes
+        with rt.Session() as s:
+            bad = [r for r in repo.account_health(s, now=datetime.now(UTC), stale_after=timedelta(
+                hours=settings.recheck_hours * 2)) if r["needs_attention"]]
+        console.print(f"health: {counts['accounts'] - len(bad)} of {counts['accounts']} accounts healthy"
+                      + "".join(f"; {r['portal']} account {r['account_id']}: {r['needs_attention']}" for r in bad)
+                      + "  (portal-agent health)")
         if serve:
             console.print("sandbox still running; logins: GET " + sb.urls["control"] + "/control/accounts")
             try:

@@ -352,8 +352,8 @@ def account_health(s: Session, *, now: datetime, stale_after: timedelta) -> list
             .group_by(Claim.org_id, Payer.portal_key)):
         fresh[(org_id, portal)] = (total, int(stale or 0), as_utc(oldest))
     canary_ids = {a.canary_claim_id for a in s.scalars(select(PortalAccount)) if a.canary_claim_id}
-    canary_refs = dict(s.execute(select(Claim.id, Claim.external_id).where(Claim.id.in_(canary_ids)))) \
-        if canary_ids else {}
+    canary_refs = {cid: ext for cid, ext in s.execute(
+        select(Claim.id, Claim.external_id).where(Claim.id.in_(canary_ids)))} if canary_ids else {}
     rows = []
     for a in s.scalars(select(PortalAccount).order_by(PortalAccount.portal_key, PortalAccount.org_id,
                                                       PortalAccount.id)):

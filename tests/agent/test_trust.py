@@ -243,10 +243,13 @@ async def test_canary_catches_a_layout_change_before_any_result_is_stored(sandbo
     summary = await rt.runner().sweep(portal_key=portal, claim_ids=ids, trigger="test")
     assert summary.counts["failed"] == 0, dict(summary.errors)
     # the agent picks a settled claim per account, and trusts it after it reads the same way twice
-    with rt.Session() as s:
-        s.execute(update(Claim).values(next_check_at=None))
-        s.commit()
     for _ in range(2):
+        with rt.Session() as s:  # a few claims due: the canary is read first in each account's sweep
+            s.execute(update(Claim).values(next_check_at=None))
+            one_per_org = list(s.scalars(select(func.min(Claim.id)).where(Claim.id.in_(ids)).group_by(Claim.org_id)))
+            s.execute(update(Claim).where(Claim.id.in_(one_per_org)).values(
+                next_check_at=datetime.now(UTC) - timedelta(hours=1)))
+            s.commit()
         summary = await rt.runner().sweep(portal_key=portal, trigger="test")
         assert set(summary.canaries.values()) <= {"candidate", "ok"} and summary.canaries
     with rt.Session() as s:
@@ -256,10 +259,32 @@ async def test_canary_catches_a_layout_change_before_any_result_is_stored(sandbo
         s.execute(update(Claim).values(next_check_at=datetime.now(UTC) - timedelta(hours=1)))
         s.commit()
         n_obs = s.scalar(select(func.count()).select_from(StatusObservation))
+    # 1. the canary itself: an account whose canary reads differently from its known status stops
+    with rt.Session() as s:
+        victim = s.get(PortalAccount, accts[0].id)
+        victim.canary_fingerprint = "0" * 64  # what we "knew" is not what the portal shows
+        s.commit()
+    summary = await rt.runner().sweep(portal_key=portal, trigger="test")
+    assert summary.canaries[accts[0].id] == "mismatch"
+    assert all(v == "ok" for k, v in summary.canaries.items() if k != accts[0].id)
+    with rt.Session() as s:
+        stored = s.scalars(select(StatusObservation.account_id).where(StatusObservation.id > 0)
+                           .where(StatusObservation.observed_at >= datetime.now(UTC) - timedelta(minutes=30))
+                           .where(StatusObservation.sweep_run_id == summary.run_id))
+        assert accts[0].id not in set(stored)  # nothing stored for the stopped account
+        fails = {f.error_type for f in s.scalars(select(CheckFailure).where(
+            CheckFailure.sweep_run_id == summary.run_id))}
+        assert "CanaryMismatch" in fails
+        repo.pin_canary(s, s.get(PortalAccount, accts[0].id), s.get(Claim, accts[0].canary_claim_id))
+        s.execute(update(Claim).values(next_check_at=datetime.now(UTC) - timedelta(hours=1)))
+        s.commit()
+        n_obs = s.scalar(select(func.count()).select_from(StatusObservation))
+    # 2. the portal ships its new layout: every account stops (at sign-in or at its canary) before
+    #    any result is stored, as drift, with evidence
     sandbox.faults(layout="v2")
     summary = await rt.runner().sweep(portal_key=portal, trigger="test")
     assert summary.counts["checked"] == 0
-    assert set(summary.canaries.values()) == {"mismatch"} or set(summary.canaries.values()) == {"failed"}
+    assert set(summary.canaries.values()) <= {"mismatch", "failed"}
     with rt.Session() as s:
         assert s.scalar(select(func.count()).select_from(StatusObservation)) == n_obs  # nothing stored
         errors = {f.error_type for f in s.scalars(select(CheckFailure).where(CheckFailure.sweep_run_id

@@ -1,0 +1,61 @@
+"""On-demand checks: one claim now, and while a sweep of the same account runs it joins that logged-in
+session instead of waiting for the sweep to finish."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from sqlalchemy import func, select
+
+from core.demo import compare_with_truth
+from store.models import Claim, Payer, StatusObservation, SweepRun
+
+pytestmark = pytest.mark.slow
+
+
+def _medicaid_ids(rt) -> list[int]:
+    with rt.Session() as s:
+        return list(s.scalars(select(Claim.id).join(Payer, Payer.id == Claim.payer_id)
+                              .where(Payer.portal_key == "medicaid").order_by(Claim.id)))
+
+
+@pytest.mark.timeout(900)
+@pytest.mark.parametrize("onboarded", [60], indirect=True)
+async def test_on_demand_check_joins_a_running_sweep_of_its_account(sandbox, onboarded):
+    rt = onboarded
+    rt.settings.concurrency_per_account = 1  # a slow sweep: one lookup at a time
+    ids = _medicaid_ids(rt)
+    target = ids[-1]  # the sweep would reach it last
+    runner = rt.runner()
+    sweep = asyncio.create_task(runner.sweep(portal_key="medicaid", claim_ids=ids[:-1], trigger="test"))
+    while True:  # wait until the sweep is logged in and reading
+        with rt.Session() as s:
+            if s.scalar(select(func.count()).select_from(StatusObservation)) >= 2:
+                break
+        await asyncio.sleep(0.2)
+    summary = await runner.check_now(target)
+    assert not sweep.done()  # answered while the sweep was still running
+    assert summary.counts["checked"] == 1 and summary.counts.get("logins", 0) == 0
+    with rt.Session() as s:
+        run = s.get(SweepRun, summary.run_id)
+        assert run.trigger == "on_demand" and run.counts.get("joined_live_session") == 1
+        assert s.get(Claim, target).status_category is not None
+    sweep_summary = await sweep
+    await rt.aclose()
+    assert sweep_summary.counts["failed"] == 0, dict(sweep_summary.errors)
+    cmp = compare_with_truth(rt.Session, sandbox.control)
+    assert cmp["status_matches"] == cmp["checked"] == len(ids)
+
+
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize("onboarded", [30], indirect=True)
+async def test_on_demand_check_without_a_sweep_logs_in_once_then_reuses_the_session(sandbox, onboarded):
+    rt = onboarded
+    target = _medicaid_ids(rt)[0]
+    first = await rt.runner().check_now(target)
+    assert first.counts["checked"] == 1 and first.counts["logins"] == 1
+    again = await rt.runner().check_now(target)  # a new runner: the saved session is restored, no login
+    await rt.aclose()
+    assert again.counts["checked"] == 1 and again.counts.get("logins", 0) == 0
+    assert again.counts["sessions_restored"] == 1
