@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import re
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
@@ -31,6 +32,13 @@ from core.config import BrowserSettings
 from portals.base import RequestPattern
 
 BLOCKED_RESOURCES = frozenset({"image", "font", "media"})
+_ID_SEGMENT = re.compile(r"^(?:.*\d){4}|^(?=[^.]*\d)[^.]{10,}$|^[^.]{24,}$")
+
+
+def redact_path(path: str) -> str:
+    """A URL path fit for logs and failure messages: segments that may identify a claim or member (four
+    digits or more, or long tokens without a file extension: claim numbers, keys, base64) become {id}."""
+    return "/".join("{id}" if _ID_SEGMENT.match(seg) else seg for seg in path.split("/"))
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
@@ -242,7 +250,8 @@ class BrowserPool:
                     page = req.frame.page
                 except Exception:  # noqa: BLE001 - service worker or detached frame: no page to blame
                     page = None
-                session._blocked(page, {"method": method, "path": parts.path, "at": datetime.now(UTC).isoformat()})
+                session._blocked(page, {"method": method, "path": redact_path(parts.path),
+                                        "at": datetime.now(UTC).isoformat()})
                 await route.abort("blockedbyclient")
                 return
             session.requests += 1

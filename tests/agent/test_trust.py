@@ -351,3 +351,12 @@ async def test_layout_switch_mid_sweep_every_later_read_is_drift(sandbox, onboar
     assert summary.counts["failed"] > 0
     assert {f.error_type for f in failures} == {"PortalDrift"}
     assert all(f.evidence_ref for f in failures)
+
+
+def test_blocked_request_paths_are_logged_without_identifiers():
+    from agent.browser import redact_path
+
+    assert redact_path("/Claims/VoidClaim.aspx") == "/Claims/VoidClaim.aspx"
+    assert redact_path("/Claims/SubmitForReview.aspx") == "/Claims/SubmitForReview.aspx"
+    assert redact_path("/api/claims/eyJtIjoiTTEyMyJ9/void") == "/api/claims/{id}/void"
+    assert redact_path("/apps/claim-status/claims/CH123456/dispute") == "/apps/claim-status/claims/{id}/dispute"
