@@ -141,11 +141,18 @@ class BrowserSession:
             page = await self.context.new_page()
         lease = Lease(page, self.page_state(page))
         self._leases[id(page)] = lease
+
+        def popup(tab: Page) -> None:  # a tab the page opened (target=_blank): the lease's, closed with it
+            lease.extra_pages.append(tab)
+            self._leases[id(tab)] = lease
+
+        page.on("popup", popup)
         token = _LEASE.set(lease)
         try:
             yield lease
         finally:
             _LEASE.reset(token)
+            page.remove_listener("popup", popup)
             for extra in lease.extra_pages:
                 self._leases.pop(id(extra), None)
                 if not extra.is_closed():

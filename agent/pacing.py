@@ -58,14 +58,14 @@ class TokenBucket:
 _PACERS: dict[tuple[str, str, int], TokenBucket] = {}
 
 
-def pacer_for(base_url: str, username: str, limit_per_minute: int | None) -> TokenBucket | None:
+def pacer_for(base_url: str, username: str, limit_per_minute: int | None, margin: int = 4) -> TokenBucket | None:
     """The account's shared bucket (created on first use); None when the portal declares no limit."""
     if not limit_per_minute:
         return None
     key = (base_url.rstrip("/"), username, id(asyncio.get_running_loop()))
     bucket = _PACERS.get(key)
-    if bucket is None or bucket.limit_per_minute != limit_per_minute:
-        bucket = _PACERS[key] = TokenBucket(limit_per_minute)
+    if bucket is None or bucket.limit_per_minute != limit_per_minute or bucket.margin != margin:
+        bucket = _PACERS[key] = TokenBucket(limit_per_minute, margin=margin)
     return bucket
 
 

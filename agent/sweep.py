@@ -290,7 +290,8 @@ class SweepRunner:
     async def _open_session(self, run: _Account, summary) -> str:
         acct, adapter = run.acct, run.adapter
         state = acct_repo.saved_state(self.vault, acct)
-        pacer = pacer_for(acct.base_url, acct.username, self._rate_limit(adapter, acct.portal_key))
+        pacer = pacer_for(acct.base_url, acct.username, self._rate_limit(adapter, acct.portal_key),
+                          margin=getattr(adapter, "rate_margin", 4))
         run.session = await self.pool.new_session(
             acct.base_url, adapter.allowed_writes, storage_state=state, pacer=pacer,
             counted=getattr(adapter, "counted_requests", ()), recycle_after=self.settings.recycle_context_every)

@@ -24,6 +24,8 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 
+import psutil
+
 from bench.measure import percentile, run_measured
 
 REPO = Path(__file__).resolve().parent.parent
@@ -520,16 +522,18 @@ def main(argv: list[str] | None = None) -> int:
                 nv = run_naive(sb, naive_spec(gt, claims, sb.urls, all_accounts), work, log)
                 report["runs"]["naive"] = figures("naive", nv, claims, truth, nv["locked"])
                 print_run("naive baseline (fresh context + login per claim, sequential)", report["runs"]["naive"])
-            log(f"agent sweep running ({a.accounts} account(s) per portal)")
-            ag = run_agent(sb, gt, claims, accounts_for(a.accounts), work, log)
-            report["runs"]["agent"] = figures("agent", ag, claims, truth, ag["locked"])
-            print_run(f"portal-agent sweep ({a.accounts} account(s) per portal)", report["runs"]["agent"])
-            report["limits"] = limits(sb, report["runs"]["agent"]["per_portal"], a.accounts)
-            report["ratios"] = ratios(report)
-            print_comparison(report)
-            if a.on_demand:
-                log("on-demand checks (portal-agent check) running")
-                report["on_demand"] = on_demand(ag["data_dir"], claims, truth, a.on_demand_runs, log)
+            # --scaling --skip-naive: the scaling table alone (its K = 1 run is the plain agent run)
+            if not (a.scaling and a.skip_naive):
+                log(f"agent sweep running ({a.accounts} account(s) per portal)")
+                ag = run_agent(sb, gt, claims, accounts_for(a.accounts), work, log)
+                report["runs"]["agent"] = figures("agent", ag, claims, truth, ag["locked"])
+                print_run(f"portal-agent sweep ({a.accounts} account(s) per portal)", report["runs"]["agent"])
+                report["limits"] = limits(sb, report["runs"]["agent"]["per_portal"], a.accounts)
+                report["ratios"] = ratios(report)
+                print_comparison(report)
+                if a.on_demand:
+                    log("on-demand checks (portal-agent check) running")
+                    report["on_demand"] = on_demand(ag["data_dir"], claims, truth, a.on_demand_runs, log)
             if a.scaling:
                 report["scaling"] = scaling(sb, gt, truth, all_accounts, a.scaling_claims, work, log)
     finally:
@@ -557,6 +561,9 @@ def scaling(sb, gt: dict, truth: dict, all_accounts: list[dict], per_portal: int
                 binds.append(f"{p}: portal limit ({r:.2f})")
         if busy is not None and busy >= 0.8:
             binds.append(f"CPU ({busy:.0%} of {os.cpu_count()} cores)")
+        total_mb = psutil.virtual_memory().total / 2**20
+        if o["peak_rss_mb"] >= 0.8 * total_mb:
+            binds.append(f"memory ({o['peak_rss_mb']:.0f} of {total_mb:.0f} MB)")
         rows.append({"accounts": k, "claims": len(claims), "claims_per_min": o["claims_per_min"],
                      "cpu_s_per_claim": o["cpu_s_per_claim"], "peak_rss_mb": o["peak_rss_mb"],
                      "cpu_busy": busy, "checked_ok": o["checked_ok"], "challenges": o["challenges"],

@@ -219,7 +219,8 @@ class PortalAdapter(Protocol):
     rate_limit_per_minute: ClassVar[int | None]
     counted_requests: ClassVar[tuple[RequestPattern, ...]]
     requests_per_lookup: ClassVar[int]  # fewest counted requests one claim lookup needs (from the fixture)
-    # optional: `claim_number_key(text) -> str | None`, the portal's claim-number normalization (prefixes,
+    # optional: `rate_margin` (requests kept free under the limit; more where the portal counts requests
+    # the browser cannot see, such as redirects), and `claim_number_key(text) -> str | None`, the portal's claim-number normalization (prefixes,
     # separators, leading zeros), used by the runner's own proof check
 
     async def login(self, session: Any, creds: Credentials) -> None: ...
