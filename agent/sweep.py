@@ -115,7 +115,7 @@ class SweepRunner:
         if claim_ids is not None:
             claims = repo.claims_by_ids(s, claim_ids)
         else:
-            claims = repo.claims_due(s, now=now)
+            claims = repo.claims_due(s, now=now, limit=self.settings.sweep_max_claims)
         payers = repo.payers_by_id(s)
         orgs = repo.orgs_by_id(s)
         accounts: dict[tuple[int, str], list[PortalAccount]] = {}
