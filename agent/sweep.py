@@ -69,6 +69,7 @@ class SweepSummary:
     seconds: float = 0.0
     durations: dict[int, float] = field(default_factory=dict)  # claim id -> s from lookup start to stored
     canaries: dict[int, str] = field(default_factory=dict)  # account id -> ok | mismatch | failed | candidate
+    timings: Counter = field(default_factory=Counter)  # seconds spent per step (profiling), summed
 
 
 @dataclass
@@ -428,6 +429,7 @@ class SweepRunner:
             async with session.lease() as lease:
                 error: PortalError | None = None
                 result: ClaimStatusResult | None = None
+                t_lookup = time.monotonic()
                 try:
                     result = await adapter.claim_status(session, job.query)
                 except PortalError as e:
@@ -435,6 +437,7 @@ class SweepRunner:
                 except Exception as e:  # noqa: BLE001 - an adapter bug fails its claim, never the sweep
                     log.error("adapter.crashed", claim_id=job.claim_id, portal=acct.portal_key, error=type(e).__name__)
                     error = AdapterCrashed(f"the adapter raised {type(e).__name__}")
+                summary.timings["lookup_s"] += time.monotonic() - t_lookup
                 if lease.blocked:  # the guard stopped a state-changing request: never trust this lookup
                     await self._blocked_action(run_id, run, job, lease.blocked, summary, progress)
                     return "failed"
@@ -514,7 +517,10 @@ class SweepRunner:
         acct = run.acct
         with self.Session() as s:
             changed = repo.last_fingerprint(s, job.claim_id) != repo.fingerprint(result)
+        t0 = time.monotonic()
         cap = await run.session.capture(reason="status change") if changed else None
+        summary.timings["evidence_capture_s"] += time.monotonic() - t0
+        t0 = time.monotonic()
         with self.Session() as s:
             claim = s.get(Claim, job.claim_id)
             if cap is not None:
@@ -526,6 +532,7 @@ class SweepRunner:
                                recheck_hours=self.settings.recheck_hours)
             claim.last_error = None
             s.commit()
+        summary.timings["store_s"] += time.monotonic() - t0
         run.checked += 1
         run.consecutive_failures = 0
         summary.counts["checked"] += 1

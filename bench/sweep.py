@@ -159,7 +159,8 @@ async def _agent_child(spec: dict, out_path: str) -> None:
                  "errors": failures.get(c.external_id, [])} for c in claims.values()]
     durations = getattr(summary, "durations", None)
     out = {"sweep_s": sweep_s, "summary_s": summary.seconds, "counts": dict(summary.counts),
-           "errors": dict(summary.errors), "needs_attention": len(summary.accounts_needing_attention),
+           "errors": dict(summary.errors), "timings": dict(getattr(summary, "timings", {})),
+           "needs_attention": len(summary.accounts_needing_attention),
            "durations": ({claims[k].external_id: v for k, v in durations.items() if k in claims}
                          if durations else None),
            "claims": rows}
@@ -351,6 +352,7 @@ def figures(kind: str, run: dict, claims: list[dict], truth: dict[str, dict], ac
                "durations_reported": bool(allsecs)}
     if kind == "agent" and run["out"]:
         overall["errors"] = run["out"]["errors"]
+        overall["step_seconds"] = {k: round(v, 1) for k, v in (run["out"].get("timings") or {}).items()}
     return {"per_portal": per, "overall": overall}
 
 
@@ -406,6 +408,8 @@ def print_run(title: str, f: dict) -> None:
           f"wall {o['wall_s']:.1f} s (sweep {o['sweep_s']:.1f} s), machine load {_fmt(o.get('load_avg'))}, logins {o['logins']}, retries {o['retries']}"
           + ("" if o["durations_reported"] else ", per-claim durations not reported")
           + (f", errors {o['errors']}" if o.get("errors") else ""))
+    if o.get("step_seconds"):
+        print(f"  agent time by step, summed over lookups in flight: {o['step_seconds']}")
 
 
 def print_comparison(report: dict) -> None:

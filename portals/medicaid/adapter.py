@@ -21,8 +21,11 @@ its own copy, so each lookup fills the form on its own tab. Server-side per-sess
 list (each lookup reads only its own reference number) and the "current claim" of Claim Detail (shared
 by all tabs: checked against the row opened, see above). The crosswalk is read once per session behind a
 lock (session.state). The bound is the rate limit: 180 counted requests a minute / 4 per lookup = 45
-lookups a minute at most, and one lookup takes ~3.5 s (2 s response delay + 4 page loads under realistic
-latency), so ~3 lookups in flight already reach it; 4 keeps the pacer, not the tabs, the limit.
+lookups a minute at most (43 under the agent's pacer margin). One lookup takes ~3.5 s on an idle
+machine (2 s response delay + 4 page loads under realistic latency) and 6-9 s on a busy 2-core one, so
+3 to 6 lookups in flight are needed to reach it: 6 keeps the pacer, not the tabs, the limit (measured on
+one warm session, realistic latency, a busy 2-core machine: 1 in flight 13.7 lookups/min, 4 in flight
+34.5, 6 in flight 42.3 with the pacer holding requests, i.e. at the portal's limit).
 
 Requests (`requests_per_lookup` = 4, counted from fixtures/medicaid: `core.guard` calls `sb.rate_check`
 on every authenticated page): GET /Claims/Inquiry.aspx (the form), POST /Claims/Inquiry.aspx (submit),
@@ -117,7 +120,7 @@ class MedicaidAdapter:
         RequestPattern.post("/PasswordExpiry.aspx"),  # Remind Me Later
         RequestPattern.post("/Claims/Inquiry.aspx"),
     )
-    max_in_flight = 4
+    max_in_flight = 6
     rate_limit_per_minute = 180
     # Every page behind the portal's session guard (fixtures/medicaid/core.guard -> sb.rate_check); the
     # login page, logout, the security-check post and unknown pages are not counted.
@@ -132,7 +135,8 @@ class MedicaidAdapter:
         RequestPattern.under("/Provider/"),
         RequestPattern.under("/Reference/"),
     )
-    requests_per_lookup = 4
+    requests_per_lookup = 4  # see the module docstring
+    claim_number_key = staticmethod(mapping.normalize_claim_number)  # the runner's proof check uses it too
 
     # ------------------------------------------------------------------ login / verify
     async def login(self, session: Any, creds: Credentials) -> None:
@@ -192,7 +196,7 @@ class MedicaidAdapter:
                     crosswalk = None
                 result = await self._result(session, detail, q)
             finally:
-                if crosswalk is not None and not crosswalk.done():
+                if crosswalk is not None:  # the lookup failed first: stop reading, keep its error
                     crosswalk.cancel()
                     with contextlib.suppress(BaseException):
                         await crosswalk

@@ -70,6 +70,29 @@ _PAIRS_JS = """(table) => {
 }"""
 
 
+# What every navigation checks, in one round trip: the master-page footer (a complete page) and the
+# page titles (security check, validation failure, "not yet available" are message pages).
+_PROBE_JS = """() => ({
+  footer: document.getElementById('ctl00_Footer') !== null,
+  titles: Array.from(document.querySelectorAll('h1, h2')).map(h => h.innerText.trim()),
+})"""
+
+# Fills a WebForms form in one round trip: each field is found by its <label> text (as a person reads
+# it), the label must point at exactly one input, and the value is set. Returns the labels not found.
+_FILL_JS = """([fields]) => {
+  const missing = [];
+  const labels = Array.from(document.querySelectorAll('label[for]'));
+  for (const [pattern, value] of fields) {
+    const re = new RegExp(pattern);
+    const found = labels.filter(l => re.test(l.innerText.trim()));
+    const input = found.length === 1 ? document.getElementById(found[0].htmlFor) : null;
+    if (!input || input.tagName !== 'INPUT') { missing.push(pattern); continue; }
+    input.value = value;
+  }
+  return missing;
+}"""
+
+
 @dataclass
 class GridRow:
     cells: dict[str, str]
@@ -108,9 +131,8 @@ class MmisPage:
         self.footer = page.locator("#ctl00_Footer")
         self.logged_in_as = page.get_by_text("Logged in as")
         self.maintenance = page.get_by_text(re.compile(r"maintenance", re.I))
-        self.challenge = page.get_by_role("heading", name="Security Check Required")
-        self.validation_failed = page.get_by_role("heading", name="Request validation failed")
         self.error_message = page.locator(".ErrorMessage")
+        self.titles: list[str] = []  # h1/h2 texts of the page landed on
 
     @property
     def path(self) -> str:
@@ -133,16 +155,18 @@ class MmisPage:
             raise Maintenance("portal maintenance page")
         if status >= 500:
             raise PortalUnavailable(f"portal answered HTTP {status}")
-        if not await self.footer.count():
+        probe: dict[str, Any] = await self.page.evaluate(_PROBE_JS)
+        if not probe["footer"]:
             raise PortalUnavailable("page cut short (no page footer)")
+        self.titles = probe["titles"]
         path = self.path
-        if await self.challenge.count():
+        if "Security Check Required" in self.titles:
             raise ChallengePresented("security check (unusual activity) page shown")
         if path == PASSWORD_CHANGE:
             raise NeedsAttention("password expired: the portal requires a password change")
         if path == REVERIFY:
             raise NeedsAttention("provider profile re-verification required")
-        if status == 400 and await self.validation_failed.count():
+        if status == 400 and "Request validation failed" in self.titles:
             raise PortalDrift("portal rejected the form (anti-forgery validation failed)")
         if status == 401:
             raise SessionExpired("portal answered 401")
@@ -187,40 +211,43 @@ class LoginPage(MmisPage):
 
 
 class InquiryPage(MmisPage):
+    # field labels (regex on the label text) of the Claim Inquiry form
+    ICN = r"^ICN:?$"
+    RECIPIENT_ID = r"^Recipient ID:?$"
+    DOS_FROM = r"^Date of Service From:?$"
+    DOS_TO = r"^Date of Service To:?$"
+    BILLING_NPI = r"^Billing Provider NPI"
+
     def __init__(self, page: Page) -> None:
         super().__init__(page)
-        self.icn = page.get_by_label(re.compile(r"^ICN:?$"))
-        self.recipient_id = page.get_by_label(re.compile(r"^Recipient ID:?$"))
-        self.dos_from = page.get_by_label(re.compile(r"^Date of Service From:?$"))
-        self.dos_to = page.get_by_label(re.compile(r"^Date of Service To:?$"))
-        self.billing_npi = page.get_by_label(re.compile(r"^Billing Provider NPI"))
-        self.submit_inquiry = page.get_by_role("button", name="Submit Inquiry", exact=True)
-        self.submitted = page.get_by_text(re.compile(r"Inquiry submitted, reference number"))
+        self.submit_inquiry = page.locator("input[type=submit][value='Submit Inquiry']")
+        self.submitted = page.locator(CID + "lblSubmitted")
         self.validation = page.locator(".ValidationSummary")
 
     async def open(self) -> None:
         await self.goto(INQUIRY)
 
     async def by_icn(self, icn: str) -> str:
-        await (await require(self.icn, "inquiry: ICN field")).fill(icn)
-        return await self._send()
+        return await self._send([(self.ICN, icn)])
 
     async def by_recipient(self, recipient_id: str, dos_from: date, dos_to: date, npi: str | None) -> str:
-        await (await require(self.recipient_id, "inquiry: Recipient ID field")).fill(recipient_id)
-        await (await require(self.dos_from, "inquiry: DOS From field")).fill(f"{dos_from:%m/%d/%Y}")
-        await (await require(self.dos_to, "inquiry: DOS To field")).fill(f"{dos_to:%m/%d/%Y}")
+        fields = [(self.RECIPIENT_ID, recipient_id), (self.DOS_FROM, f"{dos_from:%m/%d/%Y}"),
+                  (self.DOS_TO, f"{dos_to:%m/%d/%Y}")]
         if npi:
-            await (await require(self.billing_npi, "inquiry: Billing NPI field")).fill(npi)
-        return await self._send()
+            fields.append((self.BILLING_NPI, npi))
+        return await self._send(fields)
 
-    async def _send(self) -> str:
-        """Submit the inquiry; the portal's reference number for its response."""
+    async def _send(self, fields: list[tuple[str, str]]) -> str:
+        """Fill the form (its own anti-forgery token stays in it), submit it; the portal's reference
+        number for its response."""
+        if await self.page.evaluate(_FILL_JS, [fields]):
+            raise PortalDrift("inquiry: a search field is missing")
         await self.submit(await require(self.submit_inquiry, "inquiry: Submit Inquiry button"))
         if await self.validation.count():
             # the words stay on the page (evidence): a portal may echo the values searched for
             raise PortalDrift("inquiry rejected by the portal's field validation")
         text = await (await require(self.submitted, "inquiry: submitted confirmation")).inner_text()
-        m = re.search(r"reference number\s+(\d+)", text)
+        m = re.search(r"Inquiry submitted, reference number\s+(\d+)", text)
         if not m:
             raise PortalDrift("inquiry: no reference number in the confirmation")
         return m.group(1)
@@ -263,11 +290,10 @@ class ResponsePage(MmisPage):
     def __init__(self, page: Page) -> None:
         super().__init__(page)
         self.no_results = page.locator(CID + "lblNoResults")
-        self.not_ready = page.get_by_role("heading", name="Response not yet available", exact=True)
         self.reference = page.locator(CID + "lblReference")
-        self.count = page.get_by_text(re.compile(r"claim\(s\) found\. Page \d+ of \d+"))
+        self.count = page.locator(CID + "lblCount")
         self.grid = page.locator(CID + "gvClaims")
-        self.next_page = page.get_by_role("link", name="Next >")
+        self.next_page = page.locator(CID + "pager a", has_text=re.compile(r"^Next >$"))
 
     async def open(self, href: str) -> None:
         await self.goto(href)
@@ -276,7 +302,7 @@ class ResponsePage(MmisPage):
         """Open the response to inquiry `ref` (the Response List's "View Response" link); False while the
         portal says it is not yet available. The page must echo the reference number."""
         await self.goto(f"{RESPONSE}?ref={ref}")
-        if await self.not_ready.count():
+        if "Response not yet available" in self.titles:
             return False
         shown = (await (await require(self.reference, "response: reference number")).inner_text()).strip()
         if shown != ref:

@@ -7,6 +7,7 @@ import asyncio
 import hashlib
 import json
 import time
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -360,3 +361,41 @@ def test_blocked_request_paths_are_logged_without_identifiers():
     assert redact_path("/Claims/SubmitForReview.aspx") == "/Claims/SubmitForReview.aspx"
     assert redact_path("/api/claims/eyJtIjoiTTEyMyJ9/void") == "/api/claims/{id}/void"
     assert redact_path("/apps/claim-status/claims/CH123456/dispute") == "/apps/claim-status/claims/{id}/dispute"
+
+
+WRONG_THING_SWITCHES = {
+    "clearinghouse": ("near_matches", "duplicate_claims", "stale_detail", "claim_number_format"),
+    "commercial": ("near_matches", "resubmitted_twins", "stale_cards", "stale_detail", "formatted_claim_numbers"),
+    "medicaid": ("near_matches", "duplicate_claims", "stale_detail", "icn_format"),
+}
+
+
+@pytest.mark.timeout(1500)
+async def test_with_every_wrong_thing_on_no_status_goes_to_the_wrong_claim(sandbox, settings):
+    from agent.pacing import reset_pacers
+    from agent.runtime import Runtime
+    from core.demo import onboard
+
+    sandbox.reset(size=150)
+    switches = {f"{p}.{name}": True for p, names in WRONG_THING_SWITCHES.items() for name in names}
+    sandbox.faults(None, switches=switches)
+    reset_pacers()
+    rt = Runtime.start(settings)
+    onboard(rt.Session, rt.vault, sandbox.control, sandbox.urls)
+    summary = await rt.runner().sweep(claim_ids=_ids(rt), trigger="test")
+    await rt.aclose()
+    truth = _truth_by_pcn(sandbox)
+    with rt.Session() as s:
+        wrong = []
+        for o in s.scalars(select(StatusObservation)):
+            c = s.get(Claim, o.claim_id)
+            t = truth[c.external_id]
+            if (o.status_category, o.status_code) != (t["status_category"], t["status_code"]):
+                wrong.append(c.id)
+        failures = list(s.scalars(select(CheckFailure)))
+    assert wrong == []  # 0 results attribute a status to the wrong claim
+    # what could not be told apart is an error, never a guess
+    assert {f.error_type for f in failures} <= {"AmbiguousClaim", "ClaimMismatch", "ClaimNotFound"}, \
+        Counter(f.error_type for f in failures)
+    assert summary.counts["checked"] > 0.6 * len(truth)
+    assert summary.counts["checked"] + summary.counts["failed"] == len(truth)

@@ -15,6 +15,7 @@ import pytest
 
 from agent.browser import BrowserPool
 from agent.pacing import TokenBucket
+from agent.proof import unproven
 from core.config import get_settings
 from portals import load_adapters
 from portals.base import AmbiguousClaim, ClaimMismatch, ClaimNotFound, ClaimQuery, Credentials
@@ -188,8 +189,10 @@ async def test_reformatted_claim_numbers_are_matched_by_their_key(sandbox, pool,
     s = await logged_in(pool, adapter, sandbox)
     try:
         for held in (n, f"{n[:4]}-{n[4:8]}-{n[8:]}", f" 00{n} "):  # how a PMS might hold it
-            r = await leased_lookup(adapter, s, query(c, by_number=True, number=held))
+            q = query(c, by_number=True, number=held)
+            r = await leased_lookup(adapter, s, q)
             assert_is_claim(r, c)
+            assert unproven(q, r, adapter.claim_number_key) is None  # the runner's own check agrees
             assert r.shown_claim_number != n  # as printed: "ICN 226 ..."
         r = await leased_lookup(adapter, s, query(c, by_number=False))
         assert_is_claim(r, c)
@@ -247,6 +250,7 @@ async def test_lookups_in_flight_on_one_session_match_ground_truth(sandbox, pool
             else:
                 assert not isinstance(r, Exception), f"{q.claim_ref}: {r!r}"
                 assert_is_claim(r, c)
+                assert unproven(q, r, adapter.claim_number_key) is None
         assert s.blocked == []
         assert len({id(p) for p in s.context.pages}) <= adapter.max_in_flight + 1
         assert sandbox.counters().get("medicaid.sessions_ended_elsewhere", 0) == 0
