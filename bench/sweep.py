@@ -87,7 +87,7 @@ async def _agent_child(spec: dict, out_path: str) -> None:
     from agent.pacing import reset_pacers
     from agent.runtime import Runtime
     from core.config import get_settings
-    from core.demo import PLAYBOOK
+    from core.demo import ensure_payer
     from core.logging import configure
     from portals.base import Credentials
     from store import accounts as acct_repo
@@ -105,16 +105,7 @@ async def _agent_child(spec: dict, out_path: str) -> None:
         org = repo.get_or_create_org(s, o["id"], o["name"])
         payers = {}
         for p in gt["payers"]:
-            appeal, tf, channel = PLAYBOOK[p["portal"]]
-            row = repo.payer_for(s, org.id, p["id"])
-            if row is None:
-                row = Payer(org_id=org.id, key=p["id"], name=p["name"], portal_key=p["portal"],
-                            appeal_window_days=appeal, timely_filing_days=tf, appeal_channel=channel,
-                            typical_days_to_pay=p["typical_days_to_pay"],
-                            playbook_source="sandbox default for its archetype")
-                s.add(row)
-                s.flush()
-            payers[p["id"]] = row
+            payers[p["id"]] = ensure_payer(s, org, p)
         for p in gt["providers"]:
             if p["org_id"] == spec["org"]:
                 repo.get_or_create_provider(s, org, p["npi"], p["name"])

@@ -61,6 +61,19 @@ def _knows_claim_number(claim_id: str) -> bool:
     return hashlib.sha256(claim_id.encode()).digest()[0] < 180
 
 
+def ensure_payer(s, org, p: dict) -> Payer:
+    """The organization's row for a sandbox payer (ground-truth `payers` entry), with its playbook defaults."""
+    row = repo.payer_for(s, org.id, p["id"])
+    if row is None:
+        appeal, tf, channel = PLAYBOOK[p["portal"]]
+        row = Payer(org_id=org.id, key=p["id"], name=p["name"], portal_key=p["portal"],
+                    appeal_window_days=appeal, timely_filing_days=tf, appeal_channel=channel,
+                    typical_days_to_pay=p["typical_days_to_pay"], playbook_source="sandbox default for its archetype")
+        s.add(row)
+        s.flush()
+    return row
+
+
 def onboard(Session, vault, control: httpx.Client, urls: dict[str, str]) -> dict:
     gt = control.get("/control/ground-truth").json()
     accounts = control.get("/control/accounts").json()
@@ -70,16 +83,7 @@ def onboard(Session, vault, control: httpx.Client, urls: dict[str, str]) -> dict
         payers: dict[tuple[str, str], Payer] = {}
         for org_key, org in orgs.items():
             for p in gt["payers"]:
-                appeal, tf, channel = PLAYBOOK[p["portal"]]
-                row = repo.payer_for(s, org.id, p["id"])
-                if row is None:
-                    row = Payer(org_id=org.id, key=p["id"], name=p["name"], portal_key=p["portal"],
-                                appeal_window_days=appeal, timely_filing_days=tf, appeal_channel=channel,
-                                typical_days_to_pay=p["typical_days_to_pay"],
-                                playbook_source="sandbox default for its archetype")
-                    s.add(row)
-                    s.flush()
-                payers[(org_key, p["id"])] = row
+                payers[(org_key, p["id"])] = ensure_payer(s, org, p)
         npi_org = {p["npi"]: p["org_id"] for p in gt["providers"]}
         for p in gt["providers"]:
             repo.get_or_create_provider(s, orgs[p["org_id"]], p["npi"], p["name"])

@@ -12,8 +12,6 @@ from decimal import Decimal
 
 import pytest
 
-from agent.browser import BrowserPool
-from core.config import get_settings
 from portals import load_adapters
 from portals.base import (
     ClaimNotFound,
@@ -43,12 +41,6 @@ def adapter(portal):
         pytest.fail(f"no adapter registered for portal {portal!r}")
     return reg[portal]()
 
-
-@pytest.fixture
-async def pool():
-    p = BrowserPool(get_settings().browser)
-    yield p
-    await p.close()
 
 
 def creds(sandbox, portal, i=0) -> Credentials:

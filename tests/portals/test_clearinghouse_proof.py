@@ -12,9 +12,7 @@ from decimal import Decimal
 
 import pytest
 
-from agent.browser import BrowserPool
 from agent.pacing import TokenBucket
-from core.config import get_settings
 from portals.base import AmbiguousClaim, ClaimError, ClaimMismatch, ClaimNotFound
 from portals.clearinghouse.adapter import ClearinghouseAdapter
 from portals.clearinghouse.mapping import claim_number_key
@@ -52,12 +50,6 @@ def test_claim_number_key_of_nothing_is_empty():
 
 
 # ---------------------------------------------------------------- browser helpers
-@pytest.fixture
-async def pool():
-    p = BrowserPool(get_settings().browser)
-    yield p
-    await p.close()
-
 
 @pytest.fixture
 def adapter():

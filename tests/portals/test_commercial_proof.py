@@ -11,9 +11,7 @@ from decimal import Decimal
 
 import pytest
 
-from agent.browser import BrowserPool
 from agent.pacing import TokenBucket
-from core.config import get_settings
 from portals.base import (
     AmbiguousClaim,
     ClaimMismatch,
@@ -54,12 +52,6 @@ def test_normalize_claim_number_refuses_other_text():
 
 
 # ---------------------------------------------------------------- helpers
-@pytest.fixture
-async def pool():
-    p = BrowserPool(get_settings().browser)
-    yield p
-    await p.close()
-
 
 def creds(sandbox) -> Credentials:
     a = sandbox.account(P, 0)

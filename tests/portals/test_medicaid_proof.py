@@ -13,10 +13,8 @@ from decimal import Decimal
 
 import pytest
 
-from agent.browser import BrowserPool
 from agent.pacing import TokenBucket
 from agent.proof import unproven
-from core.config import get_settings
 from portals import load_adapters
 from portals.base import AmbiguousClaim, ClaimMismatch, ClaimNotFound, ClaimQuery, Credentials
 from portals.medicaid.mapping import icn, normalize_claim_number
@@ -49,12 +47,6 @@ def test_claim_number_normalization_keeps_different_numbers_apart():
 def adapter():
     return load_adapters()[PORTAL]()
 
-
-@pytest.fixture
-async def pool():
-    p = BrowserPool(get_settings().browser)
-    yield p
-    await p.close()
 
 
 def creds(sandbox) -> Credentials:
