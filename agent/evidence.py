@@ -27,31 +27,34 @@ class EvidenceStore:
         day = cap.taken_at.strftime("%Y%m%d")
         path = self.root / day / f"{ref}.bin"
         path.parent.mkdir(parents=True, exist_ok=True)
-        blob = self.vault.encrypt_json({"html": cap.html, "png": base64.b64encode(cap.png).decode(),
-                                        "url_path": cap.url_path, "frames": cap.frames})
+        blob = self.vault.encrypt_json({"html": cap.html, "screenshot": base64.b64encode(cap.screenshot).decode(),
+                                        "screenshot_type": cap.screenshot_type, "url_path": cap.url_path,
+                                        "frames": cap.frames})
         path.write_bytes(blob)
         row = Evidence(ref=ref, org_id=org_id, claim_id=claim_id, account_id=account_id, portal_key=portal_key,
                        observed_at=cap.taken_at, kind=kind, reason=cap.reason, url_path=cap.url_path,
-                       html_sha256=cap.html_sha256, png_sha256=cap.png_sha256,
+                       html_sha256=cap.html_sha256, screenshot_sha256=cap.screenshot_sha256,
+                       screenshot_type=cap.screenshot_type,
                        blob_path=str(path.relative_to(self.root)))
         s.add(row)
         return row
 
     def load(self, row: Evidence) -> tuple[str, bytes]:
-        html, png, _ = self.load_all(row)
-        return html, png
+        html, shot, _ = self.load_all(row)
+        return html, shot
 
     def load_all(self, row: Evidence) -> tuple[str, bytes, list[dict]]:
         data = self.vault.decrypt_json((self.root / row.blob_path).read_bytes())
-        return data["html"], base64.b64decode(data["png"]), data.get("frames", [])
+        shot = data["screenshot"] if "screenshot" in data else data["png"]  # evidence kept before JPEG
+        return data["html"], base64.b64decode(shot), data.get("frames", [])
 
     def verify(self, row: Evidence) -> bool:
         """The stored page and screenshot still hash to what was recorded when they were read."""
-        html, png, frames = self.load_all(row)
+        html, shot, frames = self.load_all(row)
         h = hashlib.sha256(html.encode())
         for f in frames:
             h.update(b"\x00" + f["html"].encode())
-        return h.hexdigest() == row.html_sha256 and hashlib.sha256(png).hexdigest() == row.png_sha256
+        return h.hexdigest() == row.html_sha256 and hashlib.sha256(shot).hexdigest() == row.screenshot_sha256
 
     def export(self, row: Evidence, out_dir: Path, claim_external_id: str | None = None) -> list[Path]:
         """Write the evidence as files a biller can attach to an appeal: the screenshot (what a human saw),
@@ -59,12 +62,13 @@ class EvidenceStore:
         hashes no longer verify."""
         if not self.verify(row):
             raise ValueError(f"evidence {row.ref}: stored content does not match its recorded hashes")
-        html, png, frames = self.load_all(row)
+        html, shot, frames = self.load_all(row)
         out_dir.mkdir(parents=True, exist_ok=True)
         stamp = row.observed_at.strftime("%Y%m%dT%H%M%SZ")
         base = f"{claim_external_id or 'claim'}_{row.portal_key}_{stamp}_{row.ref}"
-        files = [out_dir / f"{base}.png", out_dir / f"{base}.html"]
-        files[0].write_bytes(png)
+        ext = "jpg" if row.screenshot_type == "jpeg" else row.screenshot_type
+        files = [out_dir / f"{base}.{ext}", out_dir / f"{base}.html"]
+        files[0].write_bytes(shot)
         files[1].write_text(html, encoding="utf-8")
         for i, f in enumerate(frames, 1):
             path = out_dir / f"{base}.frame{i}.html"
@@ -74,7 +78,8 @@ class EvidenceStore:
             "evidence_ref": row.ref, "claim": claim_external_id, "portal": row.portal_key,
             "account_id": row.account_id, "observed_at": row.observed_at.isoformat(), "kind": row.kind,
             "reason": row.reason, "page_path": row.url_path,
-            "html_sha256": row.html_sha256, "png_sha256": row.png_sha256,
+            "html_sha256": row.html_sha256, "screenshot_sha256": row.screenshot_sha256,
+            "screenshot_type": row.screenshot_type,
             "html_hash_covers": "the page HTML, then for each frame a NUL byte and the frame HTML",
             "frames": [{"file": files[2 + i].name, "path": f["url_path"]} for i, f in enumerate(frames)],
             "files": [p.name for p in files],

@@ -288,7 +288,8 @@ class Evidence(Base):
     reason: Mapped[str | None] = mapped_column(Text)
     url_path: Mapped[str | None] = mapped_column(String(500))
     html_sha256: Mapped[str] = mapped_column(String(64))
-    png_sha256: Mapped[str] = mapped_column(String(64))
+    screenshot_sha256: Mapped[str] = mapped_column(String(64))
+    screenshot_type: Mapped[str] = mapped_column(String(8), default="jpeg", server_default="png")  # png | jpeg
     blob_path: Mapped[str] = mapped_column(String(500))
 
 

@@ -176,8 +176,8 @@ async def test_every_status_change_keeps_the_page_it_was_read_from(sandbox, onbo
             ev = rows[o.evidence_ref]
             assert ev.claim_id == o.claim_id and ev.account_id == o.account_id and ev.portal_key == o.source
             assert rt.evidence.verify(ev)
-            html, png, frames = rt.evidence.load_all(ev)
-            assert png[:8] == b"\x89PNG\r\n\x1a\n"
+            html, shot, frames = rt.evidence.load_all(ev)
+            assert shot[:3] == b"\xff\xd8\xff" and ev.screenshot_type == "jpeg"  # a JPEG image
             # the page shows the claim it proves: its claim number (or, for a rejection, its billed amount)
             c = s.get(Claim, o.claim_id)
             page_text = html + "".join(f["html"] for f in frames)
@@ -211,12 +211,12 @@ async def test_every_status_change_keeps_the_page_it_was_read_from(sandbox, onbo
     finally:
         get_settings.cache_clear()
     manifest = json.loads(next(out.glob("*.manifest.json")).read_text())
-    png = (out / manifest["files"][0]).read_bytes()
+    shot = (out / manifest["files"][0]).read_bytes()
     html_bytes = (out / manifest["files"][1]).read_text(encoding="utf-8").encode()
     h = hashlib.sha256(html_bytes)
     for f in manifest["frames"]:
         h.update(b"\x00" + (out / f["file"]).read_text(encoding="utf-8").encode())
-    assert hashlib.sha256(png).hexdigest() == manifest["png_sha256"] == stored.png_sha256
+    assert hashlib.sha256(shot).hexdigest() == manifest["screenshot_sha256"] == stored.screenshot_sha256
     assert h.hexdigest() == manifest["html_sha256"] == stored.html_sha256
     with rt.Session() as s:
         actions = [a.action for a in s.scalars(select(AuditEntry))]
