@@ -328,8 +328,23 @@ class SweepRunner:
             summary.accounts_needing_attention.append(acct.username)
             return False, f"needs attention: {why}"
         creds = acct_repo.credentials(self.vault, acct)
+        delay = self.settings.retry_backoff_s
+        error: PortalError | None = None
+        for attempt in range(1, self.settings.max_attempts + 1):
+            try:  # a 5xx or dropped connection during sign-in is retried; a refusal never is
+                await adapter.login(session, creds)
+                error = None
+                break
+            except PortalError as e:
+                error = e
+                if isinstance(e, AccountError) or not e.retryable or attempt == self.settings.max_attempts:
+                    break
+                summary.counts["login_retries"] += 1
+                await asyncio.sleep(delay)
+                delay *= 2
         try:
-            await adapter.login(session, creds)
+            if error is not None:
+                raise error
         except AccountError as e:
             await self._account_failed(acct, e, await session.capture(reason=type(e).__name__), summary)
             return False, f"{type(e).__name__}: {e}"
@@ -554,6 +569,10 @@ class SweepRunner:
                                error_type=error_type, message=message[:2000], retryable=retryable,
                                evidence_ref=ev.ref if ev else None))
             claim.last_error = error_type
+            now = self.clock()
+            if not claim.finalized or claim.appeal_open:  # due again at the next sweep, whatever its schedule
+                due = repo.as_utc(claim.next_check_at)
+                claim.next_check_at = now if due is None or due > now else claim.next_check_at
             ref = ev.ref if ev else None
             s.commit()
         if run is not None:
