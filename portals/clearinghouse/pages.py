@@ -672,6 +672,8 @@ def _card_errors(statuses: list[int]) -> None:
         raise PortalUnavailable("claim detail: a card answered HTTP 503 (maintenance or outage)")
     if any(s >= 500 for s in statuses):
         raise PortalUnavailable("claim detail: a card answered with a server error")
+    if 404 in statuses:  # "This claim is no longer available. Search again." (results reset, e.g. a re-login)
+        raise PortalUnavailable("claim detail: the portal no longer holds the search result; search again")
     if any(s != 200 for s in statuses):
         raise PortalDrift("claim detail: a card was refused")
 
