@@ -77,8 +77,7 @@ async def run(runs: int) -> dict:
             runner = rt.runner()  # joined: during a sweep of the same account, one runner (one process)
             settings.concurrency_per_account = 1  # a sweep that keeps the account busy the whole time
             sweep = asyncio.create_task(runner.sweep(portal_key=portal, claim_ids=sweep_ids, trigger="bench"))
-            while not runner._live.get(account_id) or runner._live[account_id].session is None \
-                    or runner._live[account_id].login_epoch == 0:
+            while not runner._live.get(account_id) or runner._live[account_id].checked < 1:  # reading
                 await asyncio.sleep(0.1)
                 if sweep.done():
                     break
