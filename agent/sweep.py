@@ -275,8 +275,10 @@ class SweepRunner:
                 a.last_check_at = now
             if run.failed:
                 a.last_failure_at = now
-            a.consecutive_failures = (a.consecutive_failures or 0) + run.consecutive_failures \
-                if not run.checked else run.consecutive_failures
+            if run.checked:  # failures since this run's last success
+                a.consecutive_failures = run.consecutive_failures
+            else:  # no success this run: the streak goes on from earlier runs
+                a.consecutive_failures = (a.consecutive_failures or 0) + run.consecutive_failures
             b = run.breaker
             if b is not None:
                 a.circuit_state = "closed" if b.opened_at is None else "open"
