@@ -46,6 +46,9 @@ SEARCH = "/apps/claim-status/search"
 CARDS = "/apps/claim-status/claims/"
 REMIT = "/remit"
 SIGN_IN_PATHS = (LOGIN, *MFA_PATHS, PASSWORD, ANNOUNCEMENTS)
+# where the portal redirects a request whose session is not (or no longer) fully signed in: also the
+# organization picker, while another tab of the same session is signing in again
+SESSION_STAGE_PATHS = (*SIGN_IN_PATHS, ORGS)
 
 CARD_COUNT = 5  # summary, payment, lines, codes, actions
 RESULT_COLUMNS = ("Claim Number", "Patient Account", "Patient", "Service Dates", "Billed", "Status",
@@ -380,6 +383,8 @@ class Shell:
         link = await require(self.claim_status, "shell: Claim Status menu item")
         frame = await self.frame()
         path = await navigate(frame, link.click)
+        if path == ORGS:  # the session is between sign-in steps (another tab is signing it in again)
+            raise SessionExpired("shell: the portal sent Claim Status to its organization picker")
         if path != CLAIM_STATUS_APP:
             raise PortalDrift("shell: Claim Status opened another page")
         if await self.close_menu.is_visible():  # the sticky menu covers the top of the frame
@@ -461,7 +466,10 @@ class ClaimStatusApp:
         does: one request)."""
         url = urljoin(self.frame.url, f"{CLAIM_STATUS_APP}?{urlencode({'orgId': org_id, 'payerId': payer_id})}")
         resp = await self.frame.goto(url, wait_until="domcontentloaded")
-        if await landed(self.frame, resp) != CLAIM_STATUS_APP:
+        path = await landed(self.frame, resp)
+        if path == ORGS:  # the session is between sign-in steps (another tab is signing it in again)
+            raise SessionExpired("claim status: the portal sent the tool to its organization picker")
+        if path != CLAIM_STATUS_APP:
             raise PortalDrift("claim status: the tool did not load")
 
     # -- pickers
@@ -540,6 +548,9 @@ class ClaimStatusApp:
             raise SessionExpired("claim search: the portal ended the session")
         if resp.status == 429:
             raise ChallengePresented("claim search: the portal shows its unusual-activity challenge")
+        moved = redirect_error("claim search", resp.status, redirect_path(resp))
+        if moved:
+            raise moved
         # the app may keep the previous search's results on screen until this answer is rendered
         await self.frame.wait_for_function(_RESULTS_FRESH_JS, arg=[results, before])
         await self.outcome.first.wait_for()
@@ -584,6 +595,7 @@ class ClaimStatusApp:
         # wait for this claim's cards (their requests done) and for every card's old content to be gone
         before = await self.frame.evaluate_handle(_CARD_NODES_JS)
         statuses: list[int] = []
+        moved_to: list[str] = []  # where redirected card requests were sent
         finished: list[str] = []
         all_done = asyncio.Event()
         failed = asyncio.Event()  # a card request died: its loader would spin forever
@@ -594,6 +606,8 @@ class ClaimStatusApp:
         def on_response(r: PwResponse) -> None:
             if is_card(r.url):
                 statuses.append(r.status)
+                if 300 <= r.status < 400:
+                    moved_to.append(redirect_path(r))
 
         def on_finished(r: PwRequest) -> None:
             if is_card(r.url):
@@ -614,16 +628,16 @@ class ClaimStatusApp:
             try:
                 await self.detail.wait_for()
                 await _until(_bounded(all_done.wait(), CARD_WAIT_S), failed, "claim detail: a card request failed")
-                _card_errors(statuses)
+                _card_errors(statuses, moved_to)
                 await self.frame.wait_for_function(_CARDS_FRESH_JS, arg=[CARD_COUNT, before])
             except PlaywrightError:
-                _card_errors(statuses)
+                _card_errors(statuses, moved_to)
                 raise
         finally:
             self.page.remove_listener("response", on_response)
             self.page.remove_listener("requestfinished", on_finished)
             self.page.remove_listener("requestfailed", on_failed)
-        _card_errors(statuses)
+        _card_errors(statuses, moved_to)
         if len(statuses) != CARD_COUNT or path_of(self.page) != APP:
             raise PortalUnavailable("claim detail: not every card loaded")
         return modal
@@ -663,7 +677,30 @@ class _NotFound(Exception):
         self.why = why
 
 
-def _card_errors(statuses: list[int]) -> None:
+def redirect_path(resp: PwResponse) -> str:
+    """The path a redirect response sends the browser to ("" when it is not a redirect)."""
+    if not 300 <= resp.status < 400:
+        return ""
+    return urlsplit(urljoin(resp.url, resp.headers.get("location", ""))).path
+
+
+def redirect_error(what: str, status: int, where: str) -> Exception | None:
+    """The error a redirected data request means: back to sign-in (the session is not signed in, or
+    another tab is signing it in again) or to the challenge. None for any other answer."""
+    if not 300 <= status < 400:
+        return None
+    if where == CHALLENGE:
+        return ChallengePresented(f"{what}: the portal sent the request to its unusual-activity challenge")
+    if where in SESSION_STAGE_PATHS:
+        return SessionExpired(f"{what}: the portal sent the request back to sign-in")
+    return None
+
+
+def _card_errors(statuses: list[int], moved_to: list[str]) -> None:
+    for status, where in zip((s for s in statuses if 300 <= s < 400), moved_to, strict=True):
+        moved = redirect_error("claim detail", status, where)
+        if moved:
+            raise moved
     if 401 in statuses:
         raise SessionExpired("claim detail: the portal ended the session")
     if 429 in statuses:

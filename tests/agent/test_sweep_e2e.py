@@ -188,6 +188,11 @@ def test_sigkill_halfway_then_the_next_sweep_finishes(sandbox, settings, tmp_pat
     assert result.returncode == 0, result.stdout[-2000:]
     with rt.Session() as s:
         unchecked = s.scalar(select(func.count()).select_from(Claim).where(Claim.last_checked_at.is_(None)))
+        if unchecked:
+            print(result.stdout, "\n".join(ln for ln in result.stderr.splitlines() if "rift" in ln or "63" in ln)[-6000:])
+            print(s.execute(select(Claim.id, Claim.last_error, Claim.next_check_at, Claim.status_category)
+                            .where(Claim.last_checked_at.is_(None))).all())
+            print(s.execute(select(PortalAccount.username, PortalAccount.canary_claim_id)).all())
         assert unchecked == 0
         per_claim = Counter(s.scalars(select(StatusObservation.claim_id)))
         canaries = set(s.scalars(select(PortalAccount.canary_claim_id)))  # read first on every sweep

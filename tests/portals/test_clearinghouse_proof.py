@@ -56,10 +56,13 @@ def adapter():
     return ClearinghouseAdapter()
 
 
-async def logged_in(pool, adapter, sandbox, *, counted: bool = False):
+async def logged_in(pool, adapter, sandbox, *, counted: bool = False, paced: bool = False):
     kw = {}
     if counted:  # a bucket that never holds: only to count what the adapter declares as counted
         kw = {"pacer": TokenBucket(10**9), "counted": adapter.counted_requests}
+    elif paced:  # lookups in flight: paced under the portal's limit as the agent does, or the challenge fires
+        kw = {"pacer": TokenBucket(adapter.rate_limit_per_minute, margin=adapter.rate_margin),
+              "counted": adapter.counted_requests}
     s = await pool.new_session(sandbox.url(P), adapter.allowed_writes, **kw)
     await adapter.login(s, creds(sandbox, P))
     return s
@@ -247,7 +250,7 @@ async def test_lookups_in_flight_on_one_session_match_ground_truth(sandbox, pool
     gt = sandbox.ground_truth()
     items = mixed_queries(gt, org_with_most_claims(gt))
     assert len(items) >= 2 * adapter.max_in_flight
-    s = await logged_in(pool, adapter, sandbox)
+    s = await logged_in(pool, adapter, sandbox, paced=True)
     try:
         for c, _, exists, r in await run_in_flight(adapter, s, items):
             if exists:
@@ -266,7 +269,7 @@ async def test_lookups_in_flight_with_every_wrong_thing_switch_never_misattribut
     gt = sandbox.ground_truth()
     items = mixed_queries(gt, org_with_most_claims(gt))
     items += [(c, not by_number and bool(c["payer_claim_number"]), ok) for c, by_number, ok in items if ok]
-    s = await logged_in(pool, adapter, sandbox)
+    s = await logged_in(pool, adapter, sandbox, paced=True)
     wrong, proven, refused = [], 0, 0
     try:
         for c, by_number, exists, r in await run_in_flight(adapter, s, items):
@@ -290,3 +293,16 @@ async def test_lookups_in_flight_with_every_wrong_thing_switch_never_misattribut
         assert s.blocked == [] and sandbox.control.get("/control/writes").json() == []
     finally:
         await s.close()
+
+
+# ---------------------------------------------------------------- redirected data requests
+def test_a_redirected_search_or_card_is_a_lost_session_or_the_challenge_never_drift():
+    from portals.base import ChallengePresented, SessionExpired
+    from portals.clearinghouse.pages import redirect_error
+
+    # another tab signing the same session in again: the portal sends data requests to a sign-in step
+    for where in ("/login", "/mfa", "/orgs", "/announcements"):
+        assert isinstance(redirect_error("claim search", 303, where), SessionExpired)
+    assert isinstance(redirect_error("claim detail", 302, "/challenge"), ChallengePresented)
+    assert redirect_error("claim search", 303, "/somewhere-new") is None  # left to the drift checks
+    assert redirect_error("claim search", 200, "/login") is None
