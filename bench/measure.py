@@ -26,6 +26,7 @@ class TreeUsage:
     processes_seen: int = 0
     returncode: int | None = None
     load_avg: float | None = None  # mean 1-minute load average over the run (the machine is shared)
+    cpu_by_kind: dict[str, float] = field(default_factory=dict)  # python, driver, browser, renderer, gpu...
 
 
 @dataclass
@@ -38,6 +39,7 @@ class TreeSampler:
     pid: int
     interval: float = 0.2
     _cpu: dict[tuple[int, float], float] = field(default_factory=dict)  # (pid, create_time) -> cpu s
+    _kind: dict[tuple[int, float], str] = field(default_factory=dict)
     _peak_rss: int = 0
     _samples: int = 0
     _load: list[float] = field(default_factory=list)
@@ -58,6 +60,8 @@ class TreeSampler:
                     key = (p.pid, p.create_time())
                     own = t.user + t.system
                     rss += p.memory_info().rss
+                    if key not in self._kind:
+                        self._kind[key] = process_kind(p.name(), p.cmdline())
             except psutil.Error:
                 continue
             if own > self._cpu.get(key, 0.0):
@@ -86,9 +90,33 @@ class TreeSampler:
         return sum(self._cpu.values())
 
     def usage(self) -> TreeUsage:
+        by_kind: dict[str, float] = {}
+        for key, cpu in self._cpu.items():
+            kind = self._kind.get(key, "other")
+            by_kind[kind] = by_kind.get(kind, 0.0) + cpu
         return TreeUsage(cpu_s=self.cpu_s, peak_rss_mb=self._peak_rss / 2**20, samples=self._samples,
-                         processes_seen=len(self._cpu),
+                         processes_seen=len(self._cpu), cpu_by_kind=by_kind,
                          load_avg=sum(self._load) / len(self._load) if self._load else None)
+
+
+def process_kind(name: str, cmdline: Sequence[str]) -> str:
+    """What a process of the tree is: our Python, Playwright's driver (node), or which Chromium process
+    (browser: network, interception, screenshots; renderer: DOM, layout, page scripts, locators)."""
+    if "python" in name:
+        return "python"
+    if name == "node" or any(a.endswith("cli.js") for a in cmdline[:3]):
+        return "playwright-driver"
+    for a in cmdline:
+        if a.startswith("--type="):
+            kind = a.removeprefix("--type=")
+            if kind == "utility":
+                sub = next((x.removeprefix("--utility-sub-type=") for x in cmdline
+                            if x.startswith("--utility-sub-type=")), "")
+                return f"utility:{sub.rsplit('.', 1)[-1]}" if sub else "utility"
+            return kind
+    if "chrom" in name:
+        return "browser"
+    return name or "other"
 
 
 def run_measured(cmd: Sequence[str], *, cwd: str | None = None, env: dict | None = None,

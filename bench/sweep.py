@@ -173,14 +173,24 @@ def unlock_all(sb) -> list[str]:
     return locked
 
 
+def sandbox_cpu_s(sb) -> float:
+    """CPU seconds the sandbox (portals' server) has used so far: it shares the machine with the run."""
+    try:
+        p = psutil.Process(sb.proc.pid)
+        return sum(q.cpu_times().user + q.cpu_times().system for q in [p, *p.children(recursive=True)])
+    except (psutil.Error, AttributeError):
+        return 0.0
+
+
 def run_naive(sb, spec: dict, work: Path, log) -> dict:
     src, dst = work / "naive_in.json", work / "naive_out.json"
     src.write_text(json.dumps(spec))
-    before = counters(sb)
+    before, sb_cpu = counters(sb), sandbox_cpu_s(sb)
     with open(work / "naive.log", "w") as lf:
         usage = run_measured([sys.executable, "-m", "bench.naive", str(src), str(dst)], cwd=str(REPO),
                              stdout=lf, stderr=subprocess.STDOUT)
     after = counters(sb)
+    usage.cpu_by_kind["(sandbox server)"] = sandbox_cpu_s(sb) - sb_cpu
     out = json.loads(dst.read_text()) if dst.exists() else {"logins": 0, "results": []}
     log(f"naive: exit {usage.returncode}, {usage.wall_s:.0f} s wall")
     return {"usage": usage.__dict__, "before": before, "after": after, "locked": unlock_all(sb), **out}
@@ -194,11 +204,12 @@ def run_agent(sb, gt: dict, claims: list[dict], accounts: list[dict], work: Path
             "claim_ids": [c["claim_id"] for c in claims]}
     src, dst = work / f"{tag}_in.json", work / f"{tag}_out.json"
     src.write_text(json.dumps(spec))
-    before = counters(sb)
+    before, sb_cpu = counters(sb), sandbox_cpu_s(sb)
     with open(work / f"{tag}.log", "w") as lf:
         usage = run_measured([sys.executable, "-m", "bench.sweep", "--agent-child", str(src), str(dst)],
                              cwd=str(REPO), stdout=lf, stderr=subprocess.STDOUT)
     after = counters(sb)
+    usage.cpu_by_kind["(sandbox server)"] = sandbox_cpu_s(sb) - sb_cpu
     out = json.loads(dst.read_text()) if dst.exists() else None
     log(f"{tag}: exit {usage.returncode}, {usage.wall_s:.0f} s wall")
     return {"usage": usage.__dict__, "before": before, "after": after, "locked": unlock_all(sb),
@@ -334,6 +345,8 @@ def figures(kind: str, run: dict, claims: list[dict], truth: dict[str, dict], ac
                "cpu_s_per_claim": u["cpu_s"] / n_all if n_all else None, "cpu_s": u["cpu_s"],
                "peak_rss_mb": u["peak_rss_mb"], "wall_s": u["wall_s"], "sweep_s": total_span,
                "load_avg": u.get("load_avg"),
+               "cpu_s_per_claim_by_process": {k: round(v / n_all, 3) for k, v in sorted(
+                   (u.get("cpu_by_kind") or {}).items(), key=lambda kv: -kv[1])} if n_all else {},
                "logins": summary_counts.get("logins", 0) + summary_counts.get("relogins", 0),
                "retries": summary_counts.get("retries", 0) + sum(retries.values()),
                "counted_requests_per_claim": sum(diff(f"{p}.counted_requests") for p in PORTALS) / n_all,
@@ -399,6 +412,8 @@ def print_run(title: str, f: dict) -> None:
           f"wall {o['wall_s']:.1f} s (sweep {o['sweep_s']:.1f} s), machine load {_fmt(o.get('load_avg'))}, logins {o['logins']}, retries {o['retries']}"
           + ("" if o["durations_reported"] else ", per-claim durations not reported")
           + (f", errors {o['errors']}" if o.get("errors") else ""))
+    if o.get("cpu_s_per_claim_by_process"):
+        print(f"  CPU s/claim by process: {o['cpu_s_per_claim_by_process']}")
     if o.get("step_seconds"):
         print(f"  agent time by step, summed over lookups in flight: {o['step_seconds']}")
 
