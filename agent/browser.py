@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import re
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Hashable, Sequence
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -131,14 +131,19 @@ class BrowserSession:
             lease.evidence_page = page
 
     @asynccontextmanager
-    async def lease(self) -> AsyncIterator[Lease]:
-        """A page of its own for one lookup: reused across lookups, never shared by two at once."""
+    async def lease(self, affinity: Hashable | None = None) -> AsyncIterator[Lease]:
+        """A page of its own for one lookup: reused across lookups, never shared by two at once. With an
+        `affinity` (what the page is set up for, e.g. the organization and payer a portal's search tool
+        is loaded for), an idle page last used for the same affinity is preferred: it needs no reload."""
+        self._idle = [p for p in self._idle if not p.is_closed()]
         page = None
-        while self._idle:
-            candidate = self._idle.pop()
-            if not candidate.is_closed():
-                page = candidate
-                break
+        if affinity is not None:
+            page = next((p for p in reversed(self._idle)
+                         if self._page_state.get(id(p), {}).get("_affinity") == affinity), None)
+            if page is not None:
+                self._idle.remove(page)
+        if page is None and self._idle:
+            page = self._idle.pop()
         if page is None:  # never the main page: login and verify use it while lookups run
             page = await self.context.new_page()
         lease = Lease(page, self.page_state(page))
@@ -164,6 +169,7 @@ class BrowserSession:
                         pass
             self._leases.pop(id(page), None)
             uses = lease.state["_uses"] = lease.state.get("_uses", 0) + 1
+            lease.state["_affinity"] = affinity
             if not page.is_closed() and self.recycle_after and uses >= self.recycle_after:
                 try:  # long-lived pages accumulate memory (SPAs, request data): start a fresh one
                     await page.close()

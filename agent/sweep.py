@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import Counter
-from collections.abc import Callable
+from collections import Counter, deque
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -226,26 +226,32 @@ class SweepRunner:
             threshold=self.settings.breaker_threshold, clock=self.clock))
         self._live[acct.id] = run
         try:
+            t0 = time.monotonic()
             reason = await self._open_session(run, summary)
+            summary.timings[f"sign_in_s.{acct.portal_key}"] += time.monotonic() - t0
             if reason:
                 run.stop.append(reason)
             if canary and not run.stop:
                 jobs = await self._canary(run_id, run, jobs, summary, progress)
-            per_account = asyncio.Semaphore(max(1, min(self.settings.concurrency_per_account,
-                                                       getattr(run.adapter, "max_in_flight", 1))))
+            slots = max(1, min(self.settings.concurrency_per_account, getattr(run.adapter, "max_in_flight", 1)))
+            queue = _JobQueue(jobs, lambda j: _affinity(run.adapter, j.query))
 
-            async def one(job: _Job) -> None:
-                async with per_account, total:
-                    if run.stop:
-                        self._fail(run_id, acct, job, "AccountStopped", run.stop[0], True, None, summary, progress)
-                        return
-                    if not run.breaker.allow():
-                        self._fail(run_id, acct, job, "CircuitOpen", f"circuit open for {acct.portal_key}",
-                                   True, None, summary, progress)
-                        return
-                    await self._check(run_id, run, job, summary, progress)
+            async def worker() -> None:  # one lookup in flight; takes next the job its page is set up for
+                last = None
+                while (job := queue.take(last)) is not None:
+                    last = _affinity(run.adapter, job.query)
+                    async with total:
+                        if run.stop:
+                            self._fail(run_id, acct, job, "AccountStopped", run.stop[0], True, None, summary,
+                                       progress)
+                            continue
+                        if not run.breaker.allow():
+                            self._fail(run_id, acct, job, "CircuitOpen", f"circuit open for {acct.portal_key}",
+                                       True, None, summary, progress)
+                            continue
+                        await self._check(run_id, run, job, summary, progress)
 
-            await asyncio.gather(*(one(j) for j in jobs))
+            await asyncio.gather(*(worker() for _ in range(min(slots, len(jobs)))))
             if run.session is not None and not run.stop:
                 await self._save_state(run, success=True)
         finally:
@@ -254,6 +260,9 @@ class SweepRunner:
             if run.session is not None:
                 summary.counts["requests"] += run.session.requests
                 summary.counts["counted_requests"] += run.session.counted
+                if run.session.pacer is not None:  # shared by the account's sessions: the total held so far
+                    summary.timings[f"pacer_held_s.{acct.portal_key}"] = max(
+                        summary.timings[f"pacer_held_s.{acct.portal_key}"], run.session.pacer.waited_s)
                 if run.session.blocked:
                     summary.counts["blocked_actions"] += len(run.session.blocked)
                 await run.session.close()
@@ -443,7 +452,7 @@ class SweepRunner:
         while True:
             attempts += 1
             epoch = run.login_epoch
-            async with session.lease() as lease:
+            async with session.lease(_affinity(adapter, job.query)) as lease:
                 error: PortalError | None = None
                 result: ClaimStatusResult | None = None
                 t_lookup = time.monotonic()
@@ -455,6 +464,7 @@ class SweepRunner:
                     log.error("adapter.crashed", claim_id=job.claim_id, portal=acct.portal_key, error=type(e).__name__)
                     error = AdapterCrashed(f"the adapter raised {type(e).__name__}")
                 summary.timings["lookup_s"] += time.monotonic() - t_lookup
+                summary.timings[f"lookup_s.{acct.portal_key}"] += time.monotonic() - t_lookup
                 if lease.blocked:  # the guard stopped a state-changing request: never trust this lookup
                     await self._blocked_action(run_id, run, job, lease.blocked, summary, progress)
                     return "failed"
@@ -593,6 +603,44 @@ class SweepRunner:
 
 class AdapterCrashed(PortalError):
     """The adapter raised something outside the contract's errors (a bug): the claim fails, with evidence."""
+
+
+def _affinity(adapter, q: ClaimQuery) -> Hashable | None:
+    """What a page must be set up for to look this claim up without reloading (the adapter's
+    `affinity(query)`, e.g. organization and payer); None when the adapter does not care."""
+    fn = getattr(adapter, "affinity", None)
+    return fn(q) if fn is not None else None
+
+
+class _JobQueue:
+    """An account's jobs, in plan order within each affinity group. A worker takes next a job of the
+    group its page was last set up for; otherwise the first job of the group with the most jobs left, so
+    the workers spread over the groups and each page reloads as rarely as possible."""
+
+    def __init__(self, jobs: list[_Job], key: Callable[[_Job], Hashable | None]) -> None:
+        self._groups: dict[Hashable | None, deque[_Job]] = {}
+        for j in jobs:
+            self._groups.setdefault(key(j), deque()).append(j)
+        self._taken: Counter = Counter()  # workers currently set up for each group (spread them out)
+
+    def take(self, last: Hashable | None = None) -> _Job | None:
+        if last in self._groups and self._groups[last]:
+            return self._next(last)
+        if last is not None:
+            self._taken[last] -= 1
+        left = [k for k, q in self._groups.items() if q]
+        if not left:
+            return None
+        # the group with the most jobs per worker already on it
+        k = max(left, key=lambda k: len(self._groups[k]) / (1 + self._taken[k]))
+        self._taken[k] += 1
+        return self._next(k)
+
+    def _next(self, k: Hashable | None) -> _Job:
+        job = self._groups[k].popleft()
+        if not self._groups[k]:
+            del self._groups[k]
+        return job
 
 
 def _query(c: Claim, payer: Payer, org: Organization) -> ClaimQuery:

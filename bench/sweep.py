@@ -333,6 +333,10 @@ def figures(kind: str, run: dict, claims: list[dict], truth: dict[str, dict], ac
                   "claims_per_min": (60 * n / span[p]) if span.get(p) else None,
                   "p50_s": percentile(ps, 50), "p95_s": percentile(ps, 95),
                   "counted_requests_per_claim": diff(f"{p}.counted_requests") / n if n else None,
+                  "counted_per_claim_by_route": {
+                      k.split(".counted_by_route.", 1)[1]: round(diff(k) / n, 2)
+                      for k in sorted(set(run["after"]) | set(run["before"]))
+                      if k.startswith(f"{p}.counted_by_route.") and diff(k)} if n else {},
                   "challenges": diff(f"{p}.challenges"),
                   "lockouts": sum(1 for a in accounts_locked if a.startswith(p + ":")),
                   "logins": logins.get(p) if kind == "naive" else None}
@@ -412,6 +416,9 @@ def print_run(title: str, f: dict) -> None:
           f"wall {o['wall_s']:.1f} s (sweep {o['sweep_s']:.1f} s), machine load {_fmt(o.get('load_avg'))}, logins {o['logins']}, retries {o['retries']}"
           + ("" if o["durations_reported"] else ", per-claim durations not reported")
           + (f", errors {o['errors']}" if o.get("errors") else ""))
+    for p, v in f["per_portal"].items():
+        if v.get("counted_per_claim_by_route"):
+            print(f"  {p} counted requests per claim by route: {v['counted_per_claim_by_route']}")
     if o.get("cpu_s_per_claim_by_process"):
         print(f"  CPU s/claim by process: {o['cpu_s_per_claim_by_process']}")
     if o.get("step_seconds"):

@@ -55,7 +55,7 @@ class Settings(BaseSettings):
     # sweep policy
     recheck_hours: float = 20.0  # a checked, unfinished claim is due again after this
     sweep_max_claims: int = 20_000  # due claims one sweep takes (oldest due first); the rest wait for the next
-    concurrency_per_account: int = 4  # lookups in flight per logged-in session (capped by the adapter's)
+    concurrency_per_account: int = 6  # lookups in flight per logged-in session (capped by the adapter's)
     concurrency_total: int = 16  # lookups in flight in this process
     # per portal key: requests/minute to stay under when lower than what the adapter declares
     rate_limits: dict[str, int] = Field(default_factory=dict)

@@ -36,3 +36,22 @@ async def test_undeclared_writes_are_aborted_and_declared_ones_pass(sandbox):
     finally:
         await s.close()
         await pool.close()
+
+
+async def test_a_lease_prefers_the_idle_page_last_used_for_the_same_affinity(sandbox):
+    pool = BrowserPool(get_settings().browser)
+    s = await pool.new_session(sandbox.url("medicaid"), ())
+    try:
+        async with s.lease("payer-A") as a, s.lease("payer-B") as b:
+            page_a, page_b = a.page, b.page
+        assert page_a is not page_b
+        async with s.lease("payer-A") as again:
+            assert again.page is page_a  # set up for A: no reload needed
+        async with s.lease("payer-B") as again:
+            assert again.page is page_b
+        async with s.lease("payer-C") as other:  # no page for C: any idle page, never a new one
+            assert other.page in (page_a, page_b)
+        assert len(s.context.pages) == 2
+    finally:
+        await s.close()
+        await pool.close()
