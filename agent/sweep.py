@@ -463,8 +463,9 @@ class SweepRunner:
                 except Exception as e:  # noqa: BLE001 - an adapter bug fails its claim, never the sweep
                     log.error("adapter.crashed", claim_id=job.claim_id, portal=acct.portal_key, error=type(e).__name__)
                     error = AdapterCrashed(f"the adapter raised {type(e).__name__}")
-                summary.timings["lookup_s"] += time.monotonic() - t_lookup
-                summary.timings[f"lookup_s.{acct.portal_key}"] += time.monotonic() - t_lookup
+                took = time.monotonic() - t_lookup
+                summary.timings["lookup_s"] += took
+                summary.timings[f"lookup_s.{acct.portal_key}"] += took
                 if lease.blocked:  # the guard stopped a state-changing request: never trust this lookup
                     await self._blocked_action(run_id, run, job, lease.blocked, summary, progress)
                     return "failed"

@@ -382,11 +382,7 @@ class Shell:
             await (await require(self.claims_menu, "shell: Claims & Payments menu")).click()
         link = await require(self.claim_status, "shell: Claim Status menu item")
         frame = await self.frame()
-        path = await navigate(frame, link.click)
-        if path == ORGS:  # the session is between sign-in steps (another tab is signing it in again)
-            raise SessionExpired("shell: the portal sent Claim Status to its organization picker")
-        if path != CLAIM_STATUS_APP:
-            raise PortalDrift("shell: Claim Status opened another page")
+        at_the_tool(await navigate(frame, link.click), "shell: Claim Status opened another page")
         if await self.close_menu.is_visible():  # the sticky menu covers the top of the frame
             await self.close_menu.click()
         return frame
@@ -466,11 +462,7 @@ class ClaimStatusApp:
         does: one request)."""
         url = urljoin(self.frame.url, f"{CLAIM_STATUS_APP}?{urlencode({'orgId': org_id, 'payerId': payer_id})}")
         resp = await self.frame.goto(url, wait_until="domcontentloaded")
-        path = await landed(self.frame, resp)
-        if path == ORGS:  # the session is between sign-in steps (another tab is signing it in again)
-            raise SessionExpired("claim status: the portal sent the tool to its organization picker")
-        if path != CLAIM_STATUS_APP:
-            raise PortalDrift("claim status: the tool did not load")
+        at_the_tool(await landed(self.frame, resp), "claim status: the tool did not load")
 
     # -- pickers
     async def org_options(self) -> dict[str, str]:
@@ -548,7 +540,7 @@ class ClaimStatusApp:
             raise SessionExpired("claim search: the portal ended the session")
         if resp.status == 429:
             raise ChallengePresented("claim search: the portal shows its unusual-activity challenge")
-        moved = redirect_error("claim search", resp.status, redirect_path(resp))
+        moved = redirect_error("claim search", redirect_path(resp))
         if moved:
             raise moved
         # the app may keep the previous search's results on screen until this answer is rendered
@@ -606,8 +598,8 @@ class ClaimStatusApp:
         def on_response(r: PwResponse) -> None:
             if is_card(r.url):
                 statuses.append(r.status)
-                if 300 <= r.status < 400:
-                    moved_to.append(redirect_path(r))
+                if where := redirect_path(r):
+                    moved_to.append(where)
 
         def on_finished(r: PwRequest) -> None:
             if is_card(r.url):
@@ -684,11 +676,18 @@ def redirect_path(resp: PwResponse) -> str:
     return urlsplit(urljoin(resp.url, resp.headers.get("location", ""))).path
 
 
-def redirect_error(what: str, status: int, where: str) -> Exception | None:
-    """The error a redirected data request means: back to sign-in (the session is not signed in, or
-    another tab is signing it in again) or to the challenge. None for any other answer."""
-    if not 300 <= status < 400:
-        return None
+def at_the_tool(path: str, drift: str) -> None:
+    """A navigation meant to open the Claim Status tool landed on `path`: the organization picker means the
+    session is between sign-in steps (another tab is signing it in again); any other page is drift."""
+    if path == ORGS:
+        raise SessionExpired("claim status: the portal sent the tool to its organization picker")
+    if path != CLAIM_STATUS_APP:
+        raise PortalDrift(drift)
+
+
+def redirect_error(what: str, where: str) -> Exception | None:
+    """The error a data request redirected to `where` means ("" = not redirected): back to sign-in (the
+    session is not signed in, or another tab is signing it in again) or to the challenge. None otherwise."""
     if where == CHALLENGE:
         return ChallengePresented(f"{what}: the portal sent the request to its unusual-activity challenge")
     if where in SESSION_STAGE_PATHS:
@@ -697,8 +696,8 @@ def redirect_error(what: str, status: int, where: str) -> Exception | None:
 
 
 def _card_errors(statuses: list[int], moved_to: list[str]) -> None:
-    for status, where in zip((s for s in statuses if 300 <= s < 400), moved_to, strict=True):
-        moved = redirect_error("claim detail", status, where)
+    for where in moved_to:
+        moved = redirect_error("claim detail", where)
         if moved:
             raise moved
     if 401 in statuses:
