@@ -198,18 +198,19 @@ class BrowserSession:
             if not pages:
                 return None
             page = pages[-1]
-        try:
-            html = await page.content()
-            frames = []
-            for frame in page.frames[1:]:
-                try:
-                    frames.append({"url_path": urlsplit(frame.url).path, "html": await frame.content()})
-                except Exception:  # noqa: BLE001 - a frame detached while reading
-                    continue
-            shot = await page.screenshot(full_page=True, timeout=10_000, type="jpeg", quality=80)
+        async def frame_html(frame) -> dict | None:
+            try:
+                return {"url_path": urlsplit(frame.url).path, "html": await frame.content()}
+            except Exception:  # noqa: BLE001 - a frame detached while reading
+                return None
+
+        try:  # the HTML (page, frames) and the screenshot asked for at once: one wait, not three in a row
+            html, shot, *frames = await asyncio.gather(
+                page.content(), page.screenshot(full_page=True, timeout=10_000, type="jpeg", quality=80),
+                *(frame_html(f) for f in page.frames[1:]))
         except Exception:  # noqa: BLE001 - a dying page must not hide the original failure
             return None
-        return Capture(urlsplit(page.url).path, html, shot, datetime.now(UTC), reason, frames)
+        return Capture(urlsplit(page.url).path, html, shot, datetime.now(UTC), reason, [f for f in frames if f])
 
     async def storage_state(self) -> dict:
         return await self.context.storage_state()

@@ -42,17 +42,40 @@ def knows_claim_number(claim_id: str) -> bool:
     return _knows_claim_number(claim_id)
 
 
-def pick_claims(gt: dict, per_portal: int, org: str = ORG) -> list[dict]:
+def pick_claims(gt: dict, per_portal: int | dict[str, int], org: str = ORG) -> list[dict]:
     """The first `per_portal` visible claims of one organization behind each portal (claim-id order:
     a deterministic mix of kinds, and of claim-number vs member + DOS searches as the PMS knows them)."""
     npi_org = {p["npi"]: p["org_id"] for p in gt["providers"]}
     out = []
     for portal in PORTALS:
+        n = per_portal[portal] if isinstance(per_portal, dict) else per_portal
         mine = sorted((c for c in gt["claims"] if c["visible"] and c["portal"] == portal
                        and npi_org[c["billing_npi"]] == org), key=lambda c: c["claim_id"])
-        if len(mine) < per_portal:
+        if len(mine) < n:
             raise SystemExit(f"{portal}: only {len(mine)} claims of {org} in this world; raise the size")
-        out += mine[:per_portal]
+        out += mine[:n]
+    return out
+
+
+def claims_mix(n: int, mix: str, limit_per_account: dict[str, float | None]) -> dict[str, int]:
+    """Claims per portal. `equal`: n each. `limit`: n for the portal with the highest limit and the others
+    in proportion to their limit, so that every portal swept at its limit finishes at the same moment:
+    only then is the sum of the portals' limits the fastest the whole sweep can go (with n each, the
+    portal of the lowest limit would finish last and cap the overall figure below the sum)."""
+    if mix == "equal" or not all(limit_per_account.values()):
+        return {p: n for p in PORTALS}
+    top = max(limit_per_account.values())
+    return {p: max(1, round(n * limit_per_account[p] / top)) for p in PORTALS}
+
+
+def limit_per_account(sb) -> dict[str, float | None]:
+    """Claims a minute one account of each portal can ever get: the sandbox's rate limit / the fewest
+    counted requests a lookup needs (the adapter's declared `requests_per_lookup`)."""
+    rates = sb.control.get("/control/faults").json()["rate_limit_per_minute"]
+    out = {}
+    for p in PORTALS:
+        _, rpl = declared(p)
+        out[p] = rates[p] / rpl if rates.get(p) and rpl else None
     return out
 
 
@@ -291,7 +314,8 @@ def _fmt(x, nd: int = 1) -> str:
     return str(x)
 
 
-def figures(kind: str, run: dict, claims: list[dict], truth: dict[str, dict], accounts_locked: list[str]) -> dict:
+def figures(kind: str, run: dict, claims: list[dict], truth: dict[str, dict], accounts_locked: list[str],
+            accounts: int = 1) -> dict:
     """Per portal + overall figures of one run (naive or agent)."""
     n_by_portal = Counter(c["portal"] for c in claims)
     portal_of = {c["claim_id"]: c["portal"] for c in claims}
@@ -320,6 +344,8 @@ def figures(kind: str, run: dict, claims: list[dict], truth: dict[str, dict], ac
             ends = [r["finished_s"] for r in out["claims"] if r["portal"] == p and r["finished_s"] is not None]
             span[p] = max(ends) if ends else (out["sweep_s"] or 0)
         total_span = out.get("sweep_s") or max(span.values() or [0])
+        # an account's sign-in (its portal's accounts sign in at once: their mean) before its first lookup
+        sign_in = {p: (out.get("timings") or {}).get(f"sign_in_s.{p}", 0.0) / accounts for p in PORTALS}
         logins = Counter()
         retries = Counter()
         summary_counts = out["counts"]
@@ -331,6 +357,9 @@ def figures(kind: str, run: dict, claims: list[dict], truth: dict[str, dict], ac
         ps = [secs[i] for i in ids if i in secs]
         per[p] = {"claims": n, "checked_ok": ok, "not_checked": dict(failed),
                   "claims_per_min": (60 * n / span[p]) if span.get(p) else None,
+                  "claims_per_min_after_sign_in": (60 * n / (span[p] - sign_in[p]))
+                  if kind == "agent" and span.get(p) and span[p] > sign_in[p] else None,
+                  "sign_in_s": round(sign_in[p], 1) if kind == "agent" else None,
                   "p50_s": percentile(ps, 50), "p95_s": percentile(ps, 95),
                   "counted_requests_per_claim": diff(f"{p}.counted_requests") / n if n else None,
                   "counted_per_claim_by_route": {
@@ -341,10 +370,16 @@ def figures(kind: str, run: dict, claims: list[dict], truth: dict[str, dict], ac
                   "lockouts": sum(1 for a in accounts_locked if a.startswith(p + ":")),
                   "logins": logins.get(p) if kind == "naive" else None}
     n_all = len(claims)
+    after_sign_in = None
+    if kind == "agent" and total_span:  # the sweep's time less the sign-in of the portal that finished last
+        last = max(PORTALS, key=lambda p: span.get(p) or 0)
+        if total_span > sign_in[last]:
+            after_sign_in = 60 * n_all / (total_span - sign_in[last])
     u = run["usage"]
     allsecs = list(secs.values())
     overall = {"claims": n_all, "checked_ok": sum(v["checked_ok"] for v in per.values()),
                "claims_per_min": 60 * n_all / total_span if total_span else None,
+               "claims_per_min_after_sign_in": after_sign_in,
                "p50_s": percentile(allsecs, 50), "p95_s": percentile(allsecs, 95),
                "cpu_s_per_claim": u["cpu_s"] / n_all if n_all else None, "cpu_s": u["cpu_s"],
                "peak_rss_mb": u["peak_rss_mb"], "wall_s": u["wall_s"], "sweep_s": total_span,
@@ -393,8 +428,15 @@ def ratios(report: dict) -> dict:
             return None
         return (runs[run]["overall"] if p == "overall" else runs[run]["per_portal"][p])["claims_per_min"]
 
+    def after(p: str):
+        if "agent" not in runs:
+            return None
+        return (runs["agent"]["overall"] if p == "overall" else runs["agent"]["per_portal"][p]).get(
+            "claims_per_min_after_sign_in")
+
     return {p: {"agent_over_naive": ratio(cpm("agent", p), cpm("naive", p)),
-                "agent_over_limit": ratio(cpm("agent", p), lim[p]["limit_claims_per_min"])}
+                "agent_over_limit": ratio(cpm("agent", p), lim[p]["limit_claims_per_min"]),
+                "agent_over_limit_after_sign_in": ratio(after(p), lim[p]["limit_claims_per_min"])}
             for p in (*PORTALS, "overall")}
 
 
@@ -428,7 +470,9 @@ def print_run(title: str, f: dict) -> None:
 def print_comparison(report: dict) -> None:
     lim, runs = report["limits"], report["runs"]
     print("\n== agent vs naive and vs the portals' limit (claims/min)")
-    print(f"{'portal':14}{'naive':>8}{'agent':>8}{'limit':>8}{'a/naive':>9}{'a/limit':>9}  requests/lookup")
+    print(f"{'portal':14}{'naive':>8}{'agent':>8}{'limit':>8}{'a/naive':>9}{'a/limit':>9}{'signed in':>10}"
+          f"{'a/limit':>9}  requests/lookup")
+    print(f"{'':14}{'':>8}{'':>8}{'':>8}{'':>9}{'':>9}{'cl/min':>10}{'signed in':>9}")
     for p in (*PORTALS, "overall"):
         a = runs["agent"]["per_portal"][p] if p != "overall" else runs["agent"]["overall"]
         nv = (runs["naive"]["per_portal"][p] if p != "overall" else runs["naive"]["overall"]) \
@@ -437,7 +481,9 @@ def print_comparison(report: dict) -> None:
         src = f"{_fmt(lp.get('requests_per_lookup'))} ({lp.get('requests_per_lookup_from')})" if p != "overall" else ""
         print(f"{p:14}{_fmt(nv['claims_per_min']):>8}{_fmt(a['claims_per_min']):>8}"
               f"{_fmt(lp['limit_claims_per_min']):>8}{_fmt(ratio(a['claims_per_min'], nv['claims_per_min']), 2):>9}"
-              f"{_fmt(ratio(a['claims_per_min'], lp['limit_claims_per_min']), 2):>9}  {src}")
+              f"{_fmt(ratio(a['claims_per_min'], lp['limit_claims_per_min']), 2):>9}"
+              f"{_fmt(a.get('claims_per_min_after_sign_in')):>10}"
+              f"{_fmt(ratio(a.get('claims_per_min_after_sign_in'), lp['limit_claims_per_min']), 2):>9}  {src}")
 
 
 # ---------------------------------------------------------------- on-demand check (CLI) timing
@@ -486,12 +532,15 @@ def on_demand(data_dir: str, claims: list[dict], truth: dict[str, dict], runs: i
 # ---------------------------------------------------------------- main
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.sweep", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--claims", type=int, default=20, help="claims per portal (one organization)")
+    ap.add_argument("--claims", type=int, default=30,
+                    help="claims of the portal with the highest limit (--mix limit) or of each portal (--mix equal)")
+    ap.add_argument("--mix", default="limit", choices=["limit", "equal"],
+                    help="limit = claims per portal in proportion to its limit (all finish together at the limit)")
     ap.add_argument("--accounts", type=int, default=1, help="portal accounts per portal for the agent")
     ap.add_argument("--profile", default="realistic", choices=["realistic", "faulty", "off"],
                     help="realistic = latency only (injected errors set to 0); faulty = the faulty preset")
     ap.add_argument("--scaling", action="store_true", help="also the agent alone at 1, 2, 4 accounts per portal")
-    ap.add_argument("--scaling-claims", type=int, default=40, help="claims per portal for the scaling runs")
+    ap.add_argument("--scaling-claims", type=int, default=40, help="--claims of the scaling runs")
     ap.add_argument("--skip-naive", action="store_true")
     ap.add_argument("--on-demand", action="store_true", help="time `portal-agent check` warm and cold")
     ap.add_argument("--on-demand-runs", type=int, default=3)
@@ -510,7 +559,7 @@ def main(argv: list[str] | None = None) -> int:
     n_accounts = max(a.accounts, 4 if a.scaling else 1)
     size = world_size(max(a.claims, a.scaling_claims if a.scaling else 0))
     work = Path(tempfile.mkdtemp(prefix="bench-sweep-"))
-    report: dict = {"config": {"claims_per_portal": a.claims, "accounts": a.accounts, "profile": a.profile,
+    report: dict = {"config": {"claims": a.claims, "mix": a.mix, "accounts": a.accounts, "profile": a.profile,
                                "world_size": size, "seed": 7, "org": ORG, "cpus": os.cpu_count()},
                     "runs": {}}
     try:
@@ -525,7 +574,10 @@ def main(argv: list[str] | None = None) -> int:
             gt = sb.control.get("/control/ground-truth").json()
             truth = {c["claim_id"]: c for c in gt["claims"]}
             all_accounts = sb.control.get("/control/accounts").json()
-            claims = pick_claims(gt, a.claims)
+            per_account = limit_per_account(sb)
+            mix = claims_mix(a.claims, a.mix, per_account)
+            report["config"]["claims_per_portal"] = mix
+            claims = pick_claims(gt, mix)
             report["config"]["claim_number_searches"] = sum(
                 1 for c in claims if c["payer_claim_number"] and knows_claim_number(c["claim_id"]))
             log(f"sandbox up: {len(claims)} claims of {ORG} ({report['config']['claim_number_searches']} by claim "
@@ -543,7 +595,7 @@ def main(argv: list[str] | None = None) -> int:
             if not (a.scaling and a.skip_naive):
                 log(f"agent sweep running ({a.accounts} account(s) per portal)")
                 ag = run_agent(sb, gt, claims, accounts_for(a.accounts), work, log)
-                report["runs"]["agent"] = figures("agent", ag, claims, truth, ag["locked"])
+                report["runs"]["agent"] = figures("agent", ag, claims, truth, ag["locked"], a.accounts)
                 print_run(f"portal-agent sweep ({a.accounts} account(s) per portal)", report["runs"]["agent"])
                 report["limits"] = limits(sb, report["runs"]["agent"]["per_portal"], a.accounts)
                 report["ratios"] = ratios(report)
@@ -552,7 +604,8 @@ def main(argv: list[str] | None = None) -> int:
                     log("on-demand checks (portal-agent check) running")
                     report["on_demand"] = on_demand(ag["data_dir"], claims, truth, a.on_demand_runs, log)
             if a.scaling:
-                report["scaling"] = scaling(sb, gt, truth, all_accounts, a.scaling_claims, work, log)
+                report["scaling"] = scaling(sb, gt, truth, all_accounts,
+                                            claims_mix(a.scaling_claims, a.mix, per_account), work, log)
     finally:
         if a.json:
             Path(a.json).write_text(json.dumps(report, indent=1, default=str))
@@ -560,14 +613,15 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def scaling(sb, gt: dict, truth: dict, all_accounts: list[dict], per_portal: int, work: Path, log) -> list[dict]:
+def scaling(sb, gt: dict, truth: dict, all_accounts: list[dict], per_portal: dict[str, int], work: Path,
+            log) -> list[dict]:
     claims = pick_claims(gt, per_portal)
     rows = []
     for k in (1, 2, 4):
         accts = [x for p in PORTALS for x in [y for y in all_accounts if y["portal"] == p][:k]]
         log(f"scaling: agent with {k} account(s) per portal, {len(claims)} claims")
         ag = run_agent(sb, gt, claims, accts, work, log, tag=f"scale{k}")
-        f = figures("agent", ag, claims, truth, ag["locked"])
+        f = figures("agent", ag, claims, truth, ag["locked"], k)
         lim = limits(sb, f["per_portal"], k)
         o = f["overall"]
         per_ratio = {p: ratio(f["per_portal"][p]["claims_per_min"], lim[p]["limit_claims_per_min"]) for p in PORTALS}
@@ -582,6 +636,9 @@ def scaling(sb, gt: dict, truth: dict, all_accounts: list[dict], per_portal: int
         if o["peak_rss_mb"] >= 0.8 * total_mb:
             binds.append(f"memory ({o['peak_rss_mb']:.0f} of {total_mb:.0f} MB)")
         rows.append({"accounts": k, "claims": len(claims), "claims_per_min": o["claims_per_min"],
+                     "claims_per_min_after_sign_in": o["claims_per_min_after_sign_in"],
+                     "after_sign_in_over_limit": ratio(o["claims_per_min_after_sign_in"],
+                                                       lim["overall"]["limit_claims_per_min"]),
                      "cpu_s_per_claim": o["cpu_s_per_claim"], "peak_rss_mb": o["peak_rss_mb"],
                      "cpu_busy": busy, "checked_ok": o["checked_ok"], "challenges": o["challenges"],
                      "agent_over_limit": {**per_ratio, "overall": ratio(o["claims_per_min"],
@@ -589,7 +646,8 @@ def scaling(sb, gt: dict, truth: dict, all_accounts: list[dict], per_portal: int
                      "per_portal_claims_per_min": {p: f["per_portal"][p]["claims_per_min"] for p in PORTALS},
                      "binds": binds})
     print("\n== scaling (agent alone, same claims, fresh store each)")
-    print(f"{'K':>3}{'cl/min':>8}{'CPU s/cl':>10}{'CPU busy':>10}{'RSS MB':>8}{'ok':>5}{'a/limit':>9}  per portal cl/min | binds")
+    print(f"{'K':>3}{'cl/min':>8}{'CPU s/cl':>10}{'CPU busy':>10}{'RSS MB':>8}{'ok':>5}{'a/limit':>9}{'signed in':>10}"
+          "  per portal cl/min | binds")
     prev = None
     for r in rows:
         growth = ratio(r["claims_per_min"], prev) if prev else None
@@ -598,7 +656,8 @@ def scaling(sb, gt: dict, truth: dict, all_accounts: list[dict], per_portal: int
         r["growth_vs_previous"] = growth
         print(f"{r['accounts']:>3}{_fmt(r['claims_per_min']):>8}{_fmt(r['cpu_s_per_claim'], 2):>10}"
               f"{_fmt(r['cpu_busy'] * 100 if r['cpu_busy'] is not None else None, 0):>9}%{r['peak_rss_mb']:>8.0f}"
-              f"{r['checked_ok']:>5}{_fmt(r['agent_over_limit']['overall'], 2):>9}  "
+              f"{r['checked_ok']:>5}{_fmt(r['agent_over_limit']['overall'], 2):>9}"
+              f"{_fmt(r['after_sign_in_over_limit'], 2):>10}  "
               f"{ {p: round(v, 1) if v else v for p, v in r['per_portal_claims_per_min'].items()} } | {'; '.join(binds)}")
     return rows
 

@@ -141,6 +141,22 @@ async def require(loc: Locator, what: str) -> Locator:
     return loc
 
 
+_TEXT_JS = "(e) => e.innerText.trim()"
+
+
+async def each(loc: Locator, js: str) -> list[Any]:
+    """`js` applied to every element `loc` matches now, in one round trip (no auto-wait; [] when none)."""
+    return await loc.evaluate_all(f"els => els.map({js})")
+
+
+async def one(loc: Locator, js: str, what: str) -> Any:
+    """`require` and read in one round trip: `js` of the one element `loc` must match, else PortalDrift."""
+    vals = await each(loc, js)
+    if len(vals) != 1:
+        raise PortalDrift(f"{what} not found on the page")
+    return vals[0]
+
+
 def path_of(doc: Doc) -> str:
     return urlsplit(doc.url).path
 
@@ -148,12 +164,15 @@ def path_of(doc: Doc) -> str:
 async def landed(doc: Doc, resp: PwResponse | None, *, signing_in: bool = False) -> str:
     """Where a document landed after a navigation, or the error that page means. Returns the path."""
     status = resp.status if resp is not None else None
-    if await doc.get_by_role("heading", name="System maintenance").count():
+    maintenance, sorry, unusual = await asyncio.gather(  # the three headings asked at once
+        *(doc.get_by_role("heading", name=n).count()
+          for n in ("System maintenance", "We're sorry", "We detected unusual activity")))
+    if maintenance:
         raise Maintenance("the portal shows its maintenance page")
-    if (status is not None and status >= 500) or await doc.get_by_role("heading", name="We're sorry").count():
+    if (status is not None and status >= 500) or sorry:
         raise PortalUnavailable(f"the portal answered HTTP {status}" if status else "the portal's error page")
     path = path_of(doc)
-    if path == CHALLENGE or await doc.get_by_role("heading", name="We detected unusual activity").count():
+    if path == CHALLENGE or unusual:
         raise ChallengePresented("the portal shows its unusual-activity challenge")
     if not signing_in and (path in SIGN_IN_PATHS or status == 401):
         # the gate sends a lost session (idle, dropped, logged out) back to the login page
@@ -176,7 +195,11 @@ async def goto(page: Page, url: str, *, signing_in: bool = False) -> str:
 
 async def read_grid(table: Locator, columns: tuple[str, ...], what: str) -> list[dict[str, str]]:
     """Body rows of a table as {header: text}; drift when the columns are not the expected ones."""
-    data = await (await require(table, what)).evaluate(_GRID_JS)
+    return grid_rows(await one(table, _GRID_JS, what), columns, what)
+
+
+def grid_rows(data: dict, columns: tuple[str, ...], what: str) -> list[dict[str, str]]:
+    """A table read by _GRID_JS as {header: text} rows; drift when the columns are not the expected ones."""
     if tuple(data["headers"]) != columns:
         raise PortalDrift(f"{what}: columns changed")
     rows = []
@@ -527,8 +550,9 @@ class ClaimStatusApp:
         return await self.patient_is_subscriber.count() > 0
 
     async def _submit(self) -> list[ResultRow]:
-        button = await require(self.submit, "claim status: Submit")
-        results = await (await require(self.results, "claim status: results area")).element_handle()
+        button, area = await asyncio.gather(require(self.submit, "claim status: Submit"),
+                                            require(self.results, "claim status: results area"))
+        results = await area.element_handle()
         before = await results.evaluate_handle("r => r.firstElementChild")
         async with self.page.expect_request(
                 lambda r: r.method == "POST" and urlsplit(r.url).path == SEARCH) as info:
@@ -546,14 +570,20 @@ class ClaimStatusApp:
         # the app may keep the previous search's results on screen until this answer is rendered
         await self.frame.wait_for_function(_RESULTS_FRESH_JS, arg=[results, before])
         await self.outcome.first.wait_for()
-        if await self.error_dialog.count():
+        # everything the answer may show, read at once; judged below in the order the portal means it
+        dialogs, maintenance, alerts, counts, grids = await asyncio.gather(
+            self.error_dialog.count(),
+            self.results.get_by_role("heading", name="System maintenance").count(),
+            each(self.results.get_by_role("alert"), _TEXT_JS),
+            each(self.result_count, _TEXT_JS),
+            each(self.result_table, _GRID_JS))
+        if dialogs:
             # the error dialog sits over a still-visible loading overlay: read it, then OK (closes both)
             messages = await self.error_dialog.get_by_role("listitem").all_inner_texts()
             await self.error_ok.click()
             raise mapping.search_error([m.strip() for m in messages])
-        if await self.results.get_by_role("heading", name="System maintenance").count():
+        if maintenance:
             raise Maintenance("claim search: the portal shows its maintenance page")
-        alerts = [t.strip() for t in await self.results.get_by_role("alert").all_inner_texts()]
         alerts = [a for a in alerts if not mapping.is_informational(a)]
         for a in alerts:
             why = mapping.not_found_reason(a)
@@ -565,9 +595,12 @@ class ClaimStatusApp:
             raise PortalUnavailable(f"claim search: the portal answered HTTP {resp.status}")
         if resp.status != 200:
             raise PortalDrift(f"claim search: the portal answered HTTP {resp.status}")
-        count_text = await (await require(self.result_count, "claim status: result count")).inner_text()
-        rows = await read_grid(self.result_table, RESULT_COLUMNS, "claim status: results table")
-        if len(rows) != int(count_text.split()[0]):
+        if len(counts) != 1:
+            raise PortalDrift("claim status: result count not found on the page")
+        if len(grids) != 1:
+            raise PortalDrift("claim status: results table not found on the page")
+        rows = grid_rows(grids[0], RESULT_COLUMNS, "claim status: results table")
+        if len(rows) != int(counts[0].split()[0]):
             raise PortalUnavailable("claim search: fewer rows than the count shown (page cut short)")
         return [ResultRow(i, r) for i, r in enumerate(rows)]
 
@@ -755,48 +788,57 @@ class DetailModal:
             has=self.frame.get_by_role("heading", name=heading, exact=True))
 
     async def read(self) -> ClaimDetail:
-        badge = (await (await require(self.badge, "claim detail: status badge")).inner_text()).strip()
+        """Read every card in three round trips: what is shown (and which accordions are closed), open the
+        closed ones (line panels, code descriptions), read what they show."""
+        (badge, rejections, summary, payment, _, _, no_codes, code_toggles, states, no_payment,
+         remit_links) = await asyncio.gather(
+            one(self.badge, _TEXT_JS, "claim detail: status badge"),
+            each(self.rejection, _TEXT_JS),
+            one(self.summary, _PAIRS_JS, "claim detail: summary card"),
+            one(self.payment, _PAIRS_JS, "claim detail: payment card"),
+            one(self.lines, "() => 1", "claim detail: service lines card"),
+            one(self.codes, "() => 1", "claim detail: reason/remark codes card"),
+            self.no_codes_here.count(),
+            each(self.code_toggle, _TOGGLE_STATE_JS),
+            each(self.line_toggles, _TOGGLE_STATE_JS),
+            self.no_payment.count(),
+            self.remit_link.count())
         rejection = None
-        if await self.rejection.count():
-            text = (await self.rejection.inner_text()).strip()
+        if len(rejections) > 1:
+            raise PortalDrift("claim detail: more than one alert on the summary card")
+        if rejections:
             prefix = "Rejected by the payer:"
-            if not text.startswith(prefix):
+            if not rejections[0].startswith(prefix):
                 raise PortalDrift("claim detail: unknown alert on the summary card")
-            rejection = text[len(prefix):].strip()
-        summary = await (await require(self.summary, "claim detail: summary card")).evaluate(_PAIRS_JS)
-        payment = await (await require(self.payment, "claim detail: payment card")).evaluate(_PAIRS_JS)
-        await require(self.lines, "claim detail: service lines card")
-        lines = await self._lines()
+            rejection = rejections[0][len(prefix):].strip()
+        if not no_codes and len(code_toggles) != 1:
+            raise PortalDrift("claim detail: Code descriptions not found on the page")
+        # open what is closed; never a toggle that would hide something else (its panel is not its own).
+        # A dispatched click: the cards' own click handler, without waiting for layout between toggles.
+        closed = [self.line_toggles.nth(i) for i, (_, expanded, own) in enumerate(states)
+                  if expanded != "true" and own]
+        if not no_codes and code_toggles[0][1] != "true" and code_toggles[0][2]:
+            closed.append(self.code_toggle)
+        await asyncio.gather(*(t.dispatch_event("click") for t in closed))
+        panels, code_grids, no_code_rows = await asyncio.gather(
+            each(self.line_toggles, _LINE_PANEL_JS),
+            each(self.codes_table, _GRID_JS),
+            self.codes.get_by_text("No reason or remark codes on this claim.").count())
+        if len(panels) != len(states):
+            raise PortalDrift("claim detail: service lines changed while reading")
+        lines = [_line_panel(title, data) for (title, _, _), data in zip(states, panels, strict=True)]
         codes: list[dict[str, str]] | None = None
-        await require(self.codes, "claim detail: reason/remark codes card")
-        if await self.no_codes_here.count():
-            codes = None
-        else:
-            toggle = await require(self.code_toggle, "claim detail: Code descriptions")
-            _, expanded, own_panel = await toggle.evaluate(_TOGGLE_STATE_JS)
-            if expanded != "true" and own_panel:
-                await toggle.click()
-            if await self.codes_table.count():
-                codes = await read_grid(self.codes_table, CODE_COLUMNS, "claim detail: code descriptions")
-            elif await self.codes.get_by_text("No reason or remark codes on this claim.").count():
+        if not no_codes:
+            if len(code_grids) > 1:
+                raise PortalDrift("claim detail: code descriptions not found on the page")
+            if code_grids:
+                codes = grid_rows(code_grids[0], CODE_COLUMNS, "claim detail: code descriptions")
+            elif no_code_rows:
                 codes = []
             else:
                 raise PortalDrift("claim detail: code descriptions not shown")
         return ClaimDetail(badge=badge, rejection=rejection, summary=summary, payment=payment,
-                           no_payment=await self.no_payment.count() > 0, lines=lines, codes=codes,
-                           remit_link=await self.remit_link.count() > 0)
-
-    async def _lines(self) -> list[LinePanel]:
-        """One accordion per service line, in line order: open the closed ones, then read them all."""
-        toggles = self.line_toggles
-        states = await toggles.evaluate_all(f"els => els.map({_TOGGLE_STATE_JS})")
-        for i, (_, expanded, own_panel) in enumerate(states):
-            if expanded != "true" and own_panel:  # never click a toggle that would hide something else
-                await toggles.nth(i).click()
-        panels = await toggles.evaluate_all(f"els => els.map({_LINE_PANEL_JS})")
-        if len(panels) != len(states):
-            raise PortalDrift("claim detail: service lines changed while reading")
-        return [_line_panel(title, data) for (title, _, _), data in zip(states, panels, strict=True)]
+                           no_payment=no_payment > 0, lines=lines, codes=codes, remit_link=remit_links > 0)
 
     async def open_remittance(self) -> Page:
         """View remittance opens the remittance viewer in a new tab."""

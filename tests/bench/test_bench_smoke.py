@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from bench.measure import percentile
-from bench.sweep import PORTALS, agent_checks, naive_checks
+from bench.sweep import PORTALS, agent_checks, claims_mix, naive_checks
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -39,6 +39,17 @@ def test_agent_check_needs_category_and_code():
         "C1": "failed: PortalDrift"}
 
 
+def test_claims_mix_in_proportion_to_the_limits():
+    lim = {"clearinghouse": 40.0, "commercial": 24.0, "medicaid": 45.0}
+    # every portal swept at its limit finishes together: n_p / limit_p is the same for all
+    assert claims_mix(45, "limit", lim) == {"clearinghouse": 40, "commercial": 24, "medicaid": 45}
+    assert claims_mix(30, "limit", lim) == {"clearinghouse": 27, "commercial": 16, "medicaid": 30}
+    assert claims_mix(1, "limit", lim) == {"clearinghouse": 1, "commercial": 1, "medicaid": 1}
+    assert claims_mix(7, "equal", lim) == {p: 7 for p in PORTALS}
+    # a portal without a known limit: no proportion to keep
+    assert claims_mix(7, "limit", {**lim, "commercial": None}) == {p: 7 for p in PORTALS}
+
+
 def test_percentile_nearest_rank():
     assert percentile([], 50) is None
     assert percentile([3.0, 1.0, 2.0], 50) == 2.0
@@ -49,11 +60,13 @@ def test_percentile_nearest_rank():
 @pytest.mark.timeout(300)
 def test_bench_sweep_smoke(tmp_path):
     out = tmp_path / "report.json"
-    r = subprocess.run([sys.executable, "-m", "bench.sweep", "--claims", "2", "--profile", "off", "--json", str(out)],
+    r = subprocess.run([sys.executable, "-m", "bench.sweep", "--claims", "2", "--mix", "equal", "--profile", "off",
+                        "--json", str(out)],
                        cwd=REPO, capture_output=True, text=True, timeout=280)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     rep = json.loads(out.read_text())
-    assert rep["config"]["claims_per_portal"] == 2 and rep["config"]["faults"]["error_rate"] == 0
+    assert rep["config"]["claims_per_portal"] == {p: 2 for p in PORTALS}
+    assert rep["config"]["faults"]["error_rate"] == 0
     for run in ("naive", "agent"):
         f = rep["runs"][run]
         assert set(f["per_portal"]) == set(PORTALS)
@@ -62,6 +75,8 @@ def test_bench_sweep_smoke(tmp_path):
             assert v["claims"] == 2 and v["checked_ok"] == 2, (run, p, v)
             assert v["counted_requests_per_claim"] > 0 and v["challenges"] == 0 and v["lockouts"] == 0
             assert v["claims_per_min"] > 0
+            if run == "agent":  # the time after the account signed in is part of the whole sweep's
+                assert v["claims_per_min_after_sign_in"] >= v["claims_per_min"] and v["sign_in_s"] > 0
         o = f["overall"]
         assert o["claims"] == 6 and o["checked_ok"] == 6
         assert o["cpu_s"] > 0 and o["peak_rss_mb"] > 50 and o["wall_s"] > 0 and o["logins"] >= 3
