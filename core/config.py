@@ -64,6 +64,9 @@ class Settings(BaseSettings):
     retry_backoff_s: float = 1.0  # first retry delay; doubles each attempt
     breaker_threshold: int = 5  # consecutive portal-level failures that stop a portal's sweep
     lockout_window_minutes: int = 60
+    # seconds a logged-in session is kept open after a sweep or check of its account, for the next check
+    # of the same account to use without a login or a restore (the API process sets it; 0 = close at once)
+    keep_warm_s: float = 0.0
     recycle_context_every: int = 200  # lookups a page serves before it is closed and a fresh one opened
     # job id -> crontab (UTC): nightly sweep of every portal, a midday pass for hot claims
     schedules: dict[str, str] = Field(default_factory=lambda: {"sweep:all:nightly": "0 2 * * *",

@@ -59,3 +59,32 @@ async def test_on_demand_check_without_a_sweep_logs_in_once_then_reuses_the_sess
     await rt.aclose()
     assert again.counts["checked"] == 1 and again.counts.get("logins", 0) == 0
     assert again.counts["sessions_restored"] == 1
+
+
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize("onboarded", [30], indirect=True)
+async def test_a_warm_session_serves_the_next_check_and_a_stale_one_is_closed(sandbox, onboarded):
+    """keep_warm_s (the API process): the session of the last check stays logged in and open, the next check
+    of the account uses it (no login, no restore, no verify page); once older than keep_warm_s it is closed
+    and the next check restores the saved session instead."""
+    rt = onboarded
+    rt.settings.keep_warm_s = 300
+    with rt.Session() as s:  # claims of one organization: one portal account
+        org = s.get(Claim, _medicaid_ids(rt)[0]).org_id
+        ids = [c for c in _medicaid_ids(rt) if s.get(Claim, c).org_id == org]
+    logins = sandbox.control.get("/control/counters").json().get("medicaid.logins", 0)
+    first = await rt.runner().check_now(ids[0])
+    assert first.counts["checked"] == 1 and first.counts["logins"] == 1
+    warm = await rt.runner().check_now(ids[1])  # another runner, same process: the parked session
+    assert warm.counts["checked"] == 1 and warm.counts["sessions_warm"] == 1
+    assert warm.counts.get("logins", 0) == 0 and warm.counts.get("sessions_restored", 0) == 0
+    assert 0 < warm.counts["counted_requests"] <= 6  # this check's requests only, not the session's total
+    assert sandbox.control.get("/control/counters").json()["medicaid.logins"] == logins + 1
+    rt.settings.keep_warm_s = 0.001  # parked longer ago than this: closed, not used
+    await asyncio.sleep(0.01)
+    stale = await rt.runner().check_now(ids[2])
+    await rt.aclose()
+    assert stale.counts["checked"] == 1 and stale.counts.get("sessions_warm", 0) == 0
+    assert stale.counts["sessions_restored"] == 1
+    with rt.Session() as s:
+        assert all(s.get(Claim, c).status_category is not None for c in ids[:3])
