@@ -53,6 +53,7 @@ class Lease:
     evidence_page: Page | None = None
     extra_pages: list[Page] = field(default_factory=list)
     blocked: list[dict] = field(default_factory=list)
+    urgent: bool = False  # an on-demand check someone waits for: its requests go first in the pacer
 
 
 _LEASE: ContextVar[Lease | None] = ContextVar("portal_agent_lease", default=None)
@@ -133,7 +134,7 @@ class BrowserSession:
             lease.evidence_page = page
 
     @asynccontextmanager
-    async def lease(self, affinity: Hashable | None = None) -> AsyncIterator[Lease]:
+    async def lease(self, affinity: Hashable | None = None, urgent: bool = False) -> AsyncIterator[Lease]:
         """A page of its own for one lookup: reused across lookups, never shared by two at once. With an
         `affinity` (what the page is set up for, e.g. the organization and payer a portal's search tool
         is loaded for), an idle page last used for the same affinity is preferred: it needs no reload."""
@@ -148,7 +149,7 @@ class BrowserSession:
             page = self._idle.pop()
         if page is None:  # never the main page: login and verify use it while lookups run
             page = await self.context.new_page()
-        lease = Lease(page, self.page_state(page))
+        lease = Lease(page, self.page_state(page), urgent=urgent)
         self._leases[id(page)] = lease
 
         def popup(tab: Page) -> None:  # a tab the page opened (target=_blank): the lease's, closed with it
@@ -181,6 +182,14 @@ class BrowserSession:
                 self._idle.append(page)
             else:
                 self._page_state.pop(id(page), None)
+
+    def _urgent(self, req) -> bool:
+        """Whether a request comes from a page (or a tab it opened) leased for an urgent lookup."""
+        try:
+            lease = self._leases.get(id(req.frame.page))
+        except Exception:  # noqa: BLE001 - service worker or detached frame: not a lookup's
+            return False
+        return lease is not None and lease.urgent
 
     def _blocked(self, page: Page | None, entry: dict) -> None:
         self.blocked.append(entry)
@@ -304,7 +313,7 @@ class BrowserPool:
             session.requests += 1
             if session.pacer is not None and any(p.matches(method, req.url) for p in counted):
                 session.counted += 1
-                await session.pacer.acquire()
+                await session.pacer.acquire(urgent=session._urgent(req))
             await route.continue_()
 
         await ctx.route("**/*", guard)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from dataclasses import dataclass, field
 
 
@@ -25,34 +26,51 @@ class TokenBucket:
     margin: int = 4  # requests kept free under the limit: the portal counts on arrival, we on sending
     _tokens: float = field(init=False)
     _at: float = field(init=False)
-    _lock: asyncio.Lock = field(init=False, default_factory=asyncio.Lock)
-    waited_s: float = 0.0  # total time requests were held (for benchmarks)
+    _waiting: tuple[deque, deque] = field(init=False)  # (urgent, others): futures of waiting requests
+    _timer: asyncio.TimerHandle | None = field(init=False, default=None)
+    waited_s: float = 0.0  # total time the bucket was empty with requests waiting (for benchmarks)
     sent: int = 0
 
     def __post_init__(self) -> None:
         self.burst = max(1, min(self.burst, self.limit_per_minute // 4 or 1))
         self._tokens = float(self.burst)
         self._at = time.monotonic()
+        self._waiting = (deque(), deque())
 
     @property
     def rate_per_s(self) -> float:
         return max(self.limit_per_minute - self.burst - self.margin, 1) / 60.0
 
-    async def acquire(self) -> None:
-        """Wait for one token (FIFO: the lock orders waiters)."""
-        async with self._lock:
-            now = time.monotonic()
-            self._tokens = min(self.burst, self._tokens + (now - self._at) * self.rate_per_s)
-            self._at = now
-            if self._tokens < 1:
-                wait = (1 - self._tokens) / self.rate_per_s
-                self.waited_s += wait
-                await asyncio.sleep(wait)
-                now = time.monotonic()
-                self._tokens = min(self.burst, self._tokens + (now - self._at) * self.rate_per_s)
-                self._at = now
-            self._tokens -= 1
-            self.sent += 1
+    async def acquire(self, urgent: bool = False) -> None:
+        """Wait for one token. Waiters are served in arrival order, urgent ones first: the requests of an
+        on-demand check someone is waiting for do not queue behind a sweep's (the budget is the same)."""
+        fut = asyncio.get_running_loop().create_future()
+        self._waiting[0 if urgent else 1].append(fut)
+        self._serve()
+        await fut
+
+    def _serve(self) -> None:
+        now = time.monotonic()
+        self._tokens = min(self.burst, self._tokens + (now - self._at) * self.rate_per_s)
+        self._at = now
+        for queue in self._waiting:
+            while queue and self._tokens >= 1 - 1e-9:
+                fut = queue.popleft()
+                if fut.done():  # its request was cancelled while waiting
+                    continue
+                fut.set_result(None)
+                self._tokens -= 1
+                self.sent += 1
+            while queue and queue[0].done():
+                queue.popleft()
+        if self._timer is None and any(self._waiting):
+            wait = max(1 - self._tokens, 0.0) / self.rate_per_s
+            self.waited_s += wait
+            self._timer = asyncio.get_running_loop().call_later(wait, self._tick)
+
+    def _tick(self) -> None:
+        self._timer = None
+        self._serve()
 
 
 _PACERS: dict[tuple[str, str, int], TokenBucket] = {}

@@ -145,7 +145,9 @@ class SweepRunner:
     # ------------------------------------------------------------------ the sweep
     async def sweep(self, *, portal_key: str | None = None, claim_ids: list[int] | None = None,
                     trigger: str = "cli", progress: Callable[[int], None] | None = None,
-                    on_plan: Callable[[int], None] | None = None) -> SweepSummary:
+                    on_plan: Callable[[int], None] | None = None, urgent: bool = False) -> SweepSummary:
+        """Check the due claims (or `claim_ids`) of every account. `urgent`: someone waits for the result
+        (an on-demand check): its requests pass other runs' in the accounts' pacers."""
         started = self.clock()
         with self.Session() as s:
             run = SweepRun(portal_key=portal_key, trigger=trigger, started_at=started, status="running", counts={})
@@ -159,7 +161,7 @@ class SweepRunner:
         breakers: dict[str, CircuitBreaker] = {}
         total = asyncio.Semaphore(self.settings.concurrency_total)
         await asyncio.gather(*(self._run_account(run.id, a, jobs, breakers, total, summary, progress,
-                                                 canary=claim_ids is None)
+                                                 canary=claim_ids is None, urgent=urgent)
                                for a, jobs in plan))
         finished = self.clock()
         summary.seconds = (finished - started).total_seconds()
@@ -189,7 +191,7 @@ class SweepRunner:
             s.expunge_all()
         live = self._live.get(plan[0][0].id) if plan else None
         if live is None or live.session is None or live.stop:
-            return await self.sweep(claim_ids=[claim_id], trigger=trigger)
+            return await self.sweep(claim_ids=[claim_id], trigger=trigger, urgent=True)
         summary = SweepSummary(run_id=0)
         job = plan[0][1][0]
         with self.Session() as s:
@@ -199,7 +201,7 @@ class SweepRunner:
             s.commit()
         summary.run_id = run.id
         t0 = time.monotonic()
-        await self._check(run.id, live, job, summary, None)
+        await self._check(run.id, live, job, summary, None, urgent=True)
         summary.seconds = time.monotonic() - t0
         with self.Session() as s:
             run = s.get(SweepRun, run.id)
@@ -219,7 +221,7 @@ class SweepRunner:
 
     async def _run_account(self, run_id: int, acct: PortalAccount, jobs: list[_Job],
                            breakers: dict[str, CircuitBreaker], total: asyncio.Semaphore,
-                           summary: SweepSummary, progress, canary: bool = True) -> None:
+                           summary: SweepSummary, progress, canary: bool = True, urgent: bool = False) -> None:
         adapter_cls = self.adapters.get(acct.portal_key)
         if adapter_cls is None:
             for job in jobs:
@@ -254,7 +256,7 @@ class SweepRunner:
                             self._fail(run_id, acct, job, "CircuitOpen", f"circuit open for {acct.portal_key}",
                                        True, None, summary, progress)
                             continue
-                        await self._check(run_id, run, job, summary, progress)
+                        await self._check(run_id, run, job, summary, progress, urgent=urgent)
 
             await asyncio.gather(*(worker() for _ in range(min(slots, len(jobs)))))
             if run.session is not None and not run.stop:
@@ -458,8 +460,9 @@ class SweepRunner:
 
     # ------------------------------------------------------------------ one claim
     async def _check(self, run_id, run: _Account, job: _Job, summary, progress,
-                     canary_fp: str | None = None) -> str:
-        """Check one claim: 'checked', 'failed', or 'mismatch' (a canary read differently)."""
+                     canary_fp: str | None = None, urgent: bool = False) -> str:
+        """Check one claim: 'checked', 'failed', or 'mismatch' (a canary read differently). `urgent`: an
+        on-demand check joining a sweep; its requests pass the sweep's in the account's pacer."""
         acct, adapter, session, breaker = run.acct, run.adapter, run.session, run.breaker
         attempts = 0
         delay = self.settings.retry_backoff_s
@@ -467,7 +470,7 @@ class SweepRunner:
         while True:
             attempts += 1
             epoch = run.login_epoch
-            async with session.lease(_affinity(adapter, job.query)) as lease:
+            async with session.lease(_affinity(adapter, job.query), urgent=urgent) as lease:
                 error: PortalError | None = None
                 result: ClaimStatusResult | None = None
                 t_lookup = time.monotonic()

@@ -1,7 +1,8 @@
 """On-demand latency, in process (the call the API makes): `SweepRunner.check_now(claim_id)` to a stored
 result, per portal, in three situations, on the sandbox's realistic latency (no injected errors):
 
-- joined: while a sweep of the same account runs (the check joins its logged-in session);
+- joined: while a sweep of the same account runs at full speed (the check joins its logged-in session, and its
+  requests go first in the account's pacer);
 - warm: no sweep running; the logged-in session of the account's last check is still open in the process
   (`keep_warm_s`, what the API process keeps): the lookup alone;
 - restored: no session open (`keep_warm_s` = 0, e.g. a new process): the saved session restored and verified
@@ -36,7 +37,7 @@ from store.models import Claim, Payer, PortalAccount, StatusObservation
 
 PORTALS = ("clearinghouse", "commercial", "medicaid")
 WARM_S = 600.0
-SWEEP_CLAIMS = 10  # the sweep a joined check runs beside (one lookup at a time: it outlasts the checks)
+SWEEP_CLAIMS = 20  # the sweep a joined check runs beside: at full speed, the account's pacer at its limit
 
 
 def portal_wait_s() -> dict[str, float]:
@@ -76,7 +77,7 @@ async def _timed(runner, claim_id: int) -> float:
 
 async def run(runs: int) -> dict:
     out: dict[str, dict] = {}
-    with SandboxProcess(size=1500, profile="realistic") as sb, tempfile.TemporaryDirectory() as tmp:
+    with SandboxProcess(size=2000, profile="realistic") as sb, tempfile.TemporaryDirectory() as tmp:
         faults = sb.control.put("/control/faults", json={"profile": "realistic", "overrides": {
             "error_rate": 0, "drop_rate": 0, "partial_rate": 0, "session_expiry_rate": 0}}).json()
         lo, hi = faults["latency_ms"]
@@ -101,7 +102,6 @@ async def run(runs: int) -> dict:
             for cid in probe[2 * runs + 1: 3 * runs + 1]:
                 warm.append(await _timed(rt.runner(), cid))
             runner = rt.runner()  # joined: during a sweep of the same account, one runner (one process)
-            settings.concurrency_per_account = 1  # a sweep that keeps the account busy the whole time
             sweep = asyncio.create_task(runner.sweep(portal_key=portal, claim_ids=sweep_ids, trigger="bench"))
             while not runner._live.get(account_id) or runner._live[account_id].checked < 1:  # reading
                 await asyncio.sleep(0.1)
@@ -113,7 +113,6 @@ async def run(runs: int) -> dict:
                 joined.append(await _timed(runner, cid))
             still_running = not sweep.done()
             await sweep
-            settings.concurrency_per_account = Settings().concurrency_per_account
             pages = adapters[portal].requests_per_lookup
             bound = 2 * pages * (lo + hi) / 2 / 1000
             out[portal] = {"cold": cold, "restored": restored, "warm": warm, "joined": joined,

@@ -160,6 +160,39 @@ async def test_token_bucket_stays_under_the_limit():
     assert max(sum(1 for t in stamps if a <= t < a + 1) for a in stamps) <= 4 + bucket.rate_per_s + 1
 
 
+async def test_token_bucket_serves_an_urgent_request_before_the_queued_ones():
+    """An on-demand check joining a sweep at the limit: its request waits for the next token, not for
+    every request the sweep has queued; the budget (sent per second) stays the same."""
+    bucket = TokenBucket(120 + 8, burst=4, margin=4)  # 2 a second after the burst
+    order: list[str] = []
+
+    async def one(name: str, urgent: bool = False) -> None:
+        await bucket.acquire(urgent=urgent)
+        order.append(name)
+
+    t0 = time.monotonic()
+    sweep = [asyncio.create_task(one(f"sweep{i}")) for i in range(10)]  # 4 at once, 6 queued
+    await asyncio.sleep(0.05)
+    await one("check", urgent=True)
+    waited = time.monotonic() - t0
+    await asyncio.gather(*sweep)
+    assert order[:4] == ["sweep0", "sweep1", "sweep2", "sweep3"]
+    assert order[4] == "check" and order[5:] == [f"sweep{i}" for i in range(4, 10)]
+    assert waited < 1.0  # one token's wait (0.5 s), not the six queued before it (3 s)
+    assert bucket.sent == 11 and time.monotonic() - t0 >= (11 - 4) / bucket.rate_per_s * 0.95
+
+
+async def test_token_bucket_skips_a_request_cancelled_while_waiting():
+    bucket = TokenBucket(68, burst=1, margin=4)  # 1 a second
+    await bucket.acquire()
+    gone = asyncio.create_task(bucket.acquire())
+    await asyncio.sleep(0.05)
+    gone.cancel()
+    t0 = time.monotonic()
+    await bucket.acquire()
+    assert time.monotonic() - t0 < 1.1 and bucket.sent == 2  # the cancelled one took no token
+
+
 # ---------------------------------------------------------------- evidence for every status change
 @pytest.mark.timeout(900)
 async def test_every_status_change_keeps_the_page_it_was_read_from(sandbox, onboarded, tmp_path, monkeypatch):
