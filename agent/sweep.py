@@ -72,6 +72,7 @@ class SweepSummary:
     accounts_needing_attention: list[str] = field(default_factory=list)
     seconds: float = 0.0
     durations: dict[int, float] = field(default_factory=dict)  # claim id -> s from lookup start to stored
+    stored_at: dict[int, float] = field(default_factory=dict)  # claim id -> time.monotonic() its result was stored
     canaries: dict[int, str] = field(default_factory=dict)  # account id -> ok | mismatch | failed | candidate
     timings: Counter = field(default_factory=Counter)  # seconds spent per step (profiling), summed
 
@@ -499,7 +500,8 @@ class SweepRunner:
                                    "from its known status", False, cap, summary, progress, run=run, drift=True)
                         return "mismatch"
                     await self._record(run_id, run, job, result, summary)
-                    summary.durations[job.claim_id] = time.monotonic() - started
+                    summary.stored_at[job.claim_id] = time.monotonic()
+                    summary.durations[job.claim_id] = summary.stored_at[job.claim_id] - started
                     if progress:
                         progress(1)
                     return "checked"
