@@ -274,8 +274,8 @@ class BrowserPool:
                 if self._pw is None:
                     self._pw = await async_playwright().start()
                 kwargs: dict[str, Any] = {"headless": self.settings.headless, "args": self.settings.args}
-                if self.settings.executable_path:
-                    kwargs["executable_path"] = self.settings.executable_path
+                if self.settings.launch_path():
+                    kwargs["executable_path"] = self.settings.launch_path()
                 self._browser = await self._pw.chromium.launch(**kwargs)
             return self._browser
 

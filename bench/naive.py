@@ -9,7 +9,7 @@ number, billed, paid and the line reasons (codes or text), close the context. Ev
 
     python -m bench.naive INPUT.json OUTPUT.json
 
-INPUT: {"executable_path": "/usr/bin/chromium" | null,
+INPUT: {"executable_path": "/usr/bin/chromium-headless-shell" | null,
         "portals": {"<portal>": {"url", "username", "password", "totp_secret"}},
         "org": {"id": "ORG1", "name": "...", "state": "Franklin"},
         "claims": [{"claim_id", "pcn", "portal", "payer_id", "payer_name", "payer_claim_number" | null,

@@ -92,7 +92,7 @@ def naive_spec(gt: dict, claims: list[dict], urls: dict, accounts: list[dict]) -
     org = next(o for o in gt["organizations"] if o["id"] == ORG)
     first = {p: next(a for a in accounts if a["portal"] == p) for p in PORTALS}
     return {
-        "executable_path": get_settings().browser.executable_path,
+        "executable_path": get_settings().browser.launch_path(),  # the agent's browser: same for both
         "portals": {p: {"url": urls[p], "username": a["username"], "password": a["password"],
                         "totp_secret": a["totp_secret"]} for p, a in first.items()},
         "org": {"id": org["id"], "name": org["name"], "state": STATE_NAMES.get(org["state"], org["state"])},

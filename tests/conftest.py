@@ -95,8 +95,8 @@ def sandbox(sandbox_server: SandboxHandle) -> SandboxHandle:
 def browser_type_launch_args(browser_type_launch_args):
     b = get_settings().browser
     args = {**browser_type_launch_args, "headless": b.headless, "args": b.args}
-    if b.executable_path:
-        args["executable_path"] = b.executable_path
+    if b.launch_path():
+        args["executable_path"] = b.launch_path()
     return args
 
 

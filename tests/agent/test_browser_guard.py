@@ -55,3 +55,13 @@ async def test_a_lease_prefers_the_idle_page_last_used_for_the_same_affinity(san
     finally:
         await s.close()
         await pool.close()
+
+
+def test_headless_runs_the_headless_shell_and_headed_runs_the_full_chromium_beside_it():
+    from core.config import BrowserSettings
+
+    b = BrowserSettings(executable_path="/usr/bin/chromium-headless-shell", headless=True)
+    assert b.launch_path() == "/usr/bin/chromium-headless-shell"
+    assert b.model_copy(update={"headless": False}).launch_path() == "/usr/bin/chromium"
+    assert BrowserSettings(executable_path="/opt/chrome/chrome", headless=False).launch_path() == "/opt/chrome/chrome"
+    assert BrowserSettings(executable_path="", headless=True).launch_path() is None  # Playwright's own browser
