@@ -258,7 +258,14 @@ class ClearinghouseAdapter:
     # ------------------------------------------------------------------ login / verify
     @at_the_edge
     async def login(self, session: Any, creds: Credentials) -> None:
-        """Sign in through every step to the shell; gates a human must pass raise NeedsAttention."""
+        """Sign in through every step to the shell; gates a human must pass raise NeedsAttention. Holds the
+        organization gate alone: the login chooses an organization on the server, so no other tab's search
+        may run meanwhile (a search sent under the organization the login chose would answer "not found"
+        for a claim of another); lookups in flight finish (or fail on the lost session) first."""
+        async with _gate(session).use(None):
+            await self._login(session, creds)
+
+    async def _login(self, session: Any, creds: Credentials) -> None:
         session.state[_TOTP] = _totp(creds.totp_secret)
         session.state[_STEPPED_UP] = False
         _gate(session).reset()  # a new server session: every tab's tool is reloaded before use
