@@ -183,17 +183,16 @@ class BrowserSession:
             else:
                 self._page_state.pop(id(page), None)
 
-    def _urgent(self, req) -> bool:
-        """Whether a request comes from a page (or a tab it opened) leased for an urgent lookup."""
+    def _lease_of(self, req) -> Lease | None:
+        """The lease whose page (or a tab it opened) sent a request; None outside a lookup."""
         try:
-            lease = self._leases.get(id(req.frame.page))
-        except Exception:  # noqa: BLE001 - service worker or detached frame: not a lookup's
-            return False
-        return lease is not None and lease.urgent
+            return self._leases.get(id(req.frame.page))
+        except Exception:  # noqa: BLE001 - service worker or detached frame: no page to blame
+            return None
 
-    def _blocked(self, page: Page | None, entry: dict) -> None:
+    def _blocked(self, req, entry: dict) -> None:
         self.blocked.append(entry)
-        lease = self._leases.get(id(page)) if page is not None else None
+        lease = self._lease_of(req)
         if lease is not None:
             lease.blocked.append(entry)
 
@@ -274,8 +273,8 @@ class BrowserPool:
                 if self._pw is None:
                     self._pw = await async_playwright().start()
                 kwargs: dict[str, Any] = {"headless": self.settings.headless, "args": self.settings.args}
-                if self.settings.launch_path():
-                    kwargs["executable_path"] = self.settings.launch_path()
+                if path := self.settings.launch_path():
+                    kwargs["executable_path"] = path
                 self._browser = await self._pw.chromium.launch(**kwargs)
             return self._browser
 
@@ -302,18 +301,15 @@ class BrowserPool:
                 return
             method = req.method.upper()
             if method not in READ_METHODS and not any(p.matches(method, req.url) for p in allowed_writes):
-                try:
-                    page = req.frame.page
-                except Exception:  # noqa: BLE001 - service worker or detached frame: no page to blame
-                    page = None
-                session._blocked(page, {"method": method, "path": redact_path(parts.path),
+                session._blocked(req, {"method": method, "path": redact_path(parts.path),
                                         "at": datetime.now(UTC).isoformat()})
                 await route.abort("blockedbyclient")
                 return
             session.requests += 1
             if session.pacer is not None and any(p.matches(method, req.url) for p in counted):
                 session.counted += 1
-                await session.pacer.acquire(urgent=session._urgent(req))
+                lease = session._lease_of(req)
+                await session.pacer.acquire(urgent=lease is not None and lease.urgent)
             await route.continue_()
 
         await ctx.route("**/*", guard)

@@ -95,8 +95,8 @@ def sandbox(sandbox_server: SandboxHandle) -> SandboxHandle:
 def browser_type_launch_args(browser_type_launch_args):
     b = get_settings().browser
     args = {**browser_type_launch_args, "headless": b.headless, "args": b.args}
-    if b.launch_path():
-        args["executable_path"] = b.launch_path()
+    if path := b.launch_path():
+        args["executable_path"] = path
     return args
 
 
