@@ -5,7 +5,8 @@ Every context the agent creates routes all requests through one handler that
   records it as a blocked action (method + path only: queries can hold PHI);
 - aborts images, fonts and media (nothing an adapter reads) and requests to other hosts.
 - holds every request the portal counts toward its rate limit (the adapter's `counted_requests`) until
-  the account's token bucket (agent/pacing.py) has room.
+  the account's token bucket (agent/pacing.py) has room; the page a redirect leads to (which the browser
+  follows without the route) is debited from the bucket when it is sent.
 Several lookups can be in flight on one session: each runs on a page leased for it (`lease()`); inside a
 lease, `page()` is that page, `page_state()` its adapter state, `show_evidence(page)` names the page a
 status was read from (e.g. a tab the adapter opened), and blocked requests are attributed to it.
@@ -312,7 +313,14 @@ class BrowserPool:
                 await session.pacer.acquire(urgent=lease is not None and lease.urgent)
             await route.continue_()
 
+        def redirected(req) -> None:  # a redirect's next page: sent by the browser without the route
+            if session.pacer is not None and req.redirected_from is not None and \
+                    any(p.matches(req.method.upper(), req.url) for p in counted):
+                session.counted += 1
+                session.pacer.debit()
+
         await ctx.route("**/*", guard)
+        ctx.on("request", redirected)
         return session
 
     async def close(self) -> None:

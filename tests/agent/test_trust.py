@@ -182,6 +182,21 @@ async def test_token_bucket_serves_an_urgent_request_before_the_queued_ones():
     assert bucket.sent == 11 and time.monotonic() - t0 >= (11 - 4) / bucket.rate_per_s * 0.95
 
 
+async def test_token_bucket_debit_delays_the_next_requests():
+    """A request the portal counted without a token (a redirect's next page) is paid for by the requests
+    after it: the bucket goes into debt."""
+    bucket = TokenBucket(60 * 4 + 2 + 4, burst=2, margin=4)  # 4 a second
+    await bucket.acquire()
+    await bucket.acquire()  # the burst is spent
+    for _ in range(3):
+        bucket.debit()  # three redirects followed
+    t0 = time.monotonic()
+    await bucket.acquire()
+    # the three debited and this one: 4 tokens at 4 a second (without the debt: one token, 0.25 s)
+    assert 0.9 <= time.monotonic() - t0 < 1.3
+    assert bucket.sent == 6
+
+
 async def test_token_bucket_skips_a_request_cancelled_while_waiting():
     bucket = TokenBucket(68, burst=1, margin=4)  # 1 a second
     await bucket.acquire()
