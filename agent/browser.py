@@ -16,6 +16,7 @@ Note (Playwright): routing disables the HTTP cache.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import re
 import time
@@ -159,8 +160,10 @@ class BrowserSession:
 
         page.on("popup", popup)
         token = _LEASE.set(lease)
+        priority = self.pacer.urgent_lookup() if urgent and self.pacer is not None else contextlib.nullcontext()
         try:
-            yield lease
+            with priority:
+                yield lease
         finally:
             _LEASE.reset(token)
             page.remove_listener("popup", popup)

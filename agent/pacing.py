@@ -1,16 +1,17 @@
-"""Per-account pacing: a token bucket just under the portal's rate limit, applied to every request the
-portal counts, at the moment the browser sends it (the guard route holds the request until a token is
-free). Many lookups in flight on one account then share one budget and the "unusual activity" challenge
-never fires.
+"""Per-account pacing, applied to every request the portal counts toward its rate limit, at the moment the
+browser sends it (the guard route holds the request until the pacer lets it go). Many lookups in flight on
+one account then share one budget and the "unusual activity" challenge never fires.
 
-The portal counts a sliding minute; a bucket of `burst` tokens refilled at `r` per second lets through at
-most `burst + 60 r` requests in any minute, so r = (limit - burst - margin) / 60. The margin covers the
-gap between sending and arrival (the portal counts a request when it arrives, after up to the page
-latency: 80-400 ms under realistic latency, 100-600 ms faulty, so at most r x 0.5 s ~ 2-3 requests move
-into a window). A small burst (2): a larger one lets a few requests go at once, at the price of a lower
-sustained rate for the whole sweep. The page a redirect leads to never passes the route (the browser
-follows it); the guard debits it from the bucket when it sees it (`debit`), so no hidden margin is kept for
-it.
+The portal counts a sliding minute. The pacer keeps the same books: the send times of the last minute, and
+a request goes only while fewer than `limit - margin` were sent in the minute before it, so no minute ever
+holds more (the rule itself, not an estimate of it). Inside that, a token bucket (`burst` tokens refilled
+at `(limit - margin) / 60` a second) spreads the requests out: a lookup's few requests at once (a search
+and its detail cards) go without waiting, a sweep's hundreds go at the steady rate, never as a burst the
+portal could call unusual. The sustained rate is the limit less the margin; the margin covers the gap
+between sending and arrival (the portal counts a request when it arrives, after up to the page latency:
+80-400 ms under realistic latency, 100-600 ms faulty, so at most rate x 0.5 s ~ 2-3 requests move into a
+minute). The page a redirect leads to never passes the route (the browser follows it): the guard debits it
+when it sees it (`debit`), so no hidden margin is kept for it.
 
 One pacer per (portal address, username) in this process, shared by every context of that account (a
 sweep and an on-demand check of the same account). Across processes the pacer is not shared: the
@@ -20,32 +21,45 @@ scale-out runner must keep it in Redis (DESIGN: distributed task queue).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 
 @dataclass
 class TokenBucket:
     limit_per_minute: int
-    burst: int = 2
+    burst: int = 6
     margin: int = 4  # requests kept free under the limit: the portal counts on arrival, we on sending
+    window_s: float = 60.0  # the portal's counting window (a minute; shorter only in tests)
+    reserve: int = 2  # tokens (and places in the window) other requests leave to an urgent lookup under way
     _tokens: float = field(init=False)
     _at: float = field(init=False)
+    _sent_at: deque = field(init=False)  # send times within the last window (debited ones included)
     _waiting: tuple[deque, deque] = field(init=False)  # (urgent, others): futures of waiting requests
     _timer: asyncio.TimerHandle | None = field(init=False, default=None)
-    waited_s: float = 0.0  # total time the bucket was empty with requests waiting (for benchmarks)
+    _urgent_lookups: int = field(init=False, default=0)
+    waited_s: float = 0.0  # total time requests waited with none let through (for benchmarks)
     sent: int = 0
 
     def __post_init__(self) -> None:
         self.burst = max(1, min(self.burst, self.limit_per_minute // 4 or 1))
         self._tokens = float(self.burst)
         self._at = time.monotonic()
+        self._sent_at = deque()
         self._waiting = (deque(), deque())
+        self.reserve = max(0, min(self.reserve, self.burst - 1))
+
+    @property
+    def cap(self) -> int:
+        """Requests sent in any one window, at most."""
+        return max(self.limit_per_minute - self.margin, 1)
 
     @property
     def rate_per_s(self) -> float:
-        return max(self.limit_per_minute - self.burst - self.margin, 1) / 60.0
+        return self.cap / self.window_s
 
     async def acquire(self, urgent: bool = False) -> None:
         """Wait for one token. Waiters are served in arrival order, urgent ones first: the requests of an
@@ -55,35 +69,63 @@ class TokenBucket:
         self._serve()
         await fut
 
+    @contextlib.contextmanager
+    def urgent_lookup(self) -> Iterator[None]:
+        """While an on-demand check someone waits for is under way on this account, the other requests (a
+        sweep's) leave `reserve` tokens and places in the window to it: its next request finds one at once
+        instead of the next token the sweep would have taken. Same budget; the sweep waits a moment."""
+        self._urgent_lookups += 1
+        try:
+            yield
+        finally:
+            self._urgent_lookups -= 1
+            if self._timer is None and any(self._waiting):
+                self._serve()
+
     def debit(self) -> None:
         """Count a request that went without a token: the page a redirect leads to, which the browser
         follows without asking the route (the portal counts it all the same). The bucket goes into debt
-        and the next waiters wait it out, so sent + debited stays within `burst + 60 r` a minute."""
-        self._refill()
+        and the next waiters wait it out; it is in the window's books like any other."""
+        now = self._refill()
         self._tokens -= 1
+        self._sent_at.append(now)
         self.sent += 1
 
-    def _refill(self) -> None:
+    def _refill(self) -> float:
         now = time.monotonic()
         self._tokens = min(self.burst, self._tokens + (now - self._at) * self.rate_per_s)
         self._at = now
+        while self._sent_at and self._sent_at[0] <= now - self.window_s:
+            self._sent_at.popleft()
+        return now
 
     def _serve(self) -> None:
-        self._refill()
-        for queue in self._waiting:
-            while queue and self._tokens >= 1 - 1e-9:
+        now = self._refill()
+        for queue, hold in zip(self._waiting, (0, self.reserve if self._urgent_lookups else 0), strict=True):
+            while queue and self._tokens >= 1 + hold - 1e-9 and len(self._sent_at) < self.cap - hold:
                 fut = queue.popleft()
                 if fut.done():  # its request was cancelled while waiting
                     continue
                 fut.set_result(None)
                 self._tokens -= 1
+                self._sent_at.append(now)
                 self.sent += 1
             while queue and queue[0].done():
                 queue.popleft()
         if self._timer is None and any(self._waiting):
-            wait = max(1 - self._tokens, 0.0) / self.rate_per_s
+            wait = min(self._wait_s(now, hold) for queue, hold in zip(
+                self._waiting, (0, self.reserve if self._urgent_lookups else 0), strict=True) if queue)
+            wait = max(wait, 0.001)
             self.waited_s += wait
             self._timer = asyncio.get_running_loop().call_later(wait, self._tick)
+
+    def _wait_s(self, now: float, hold: int) -> float:
+        """Seconds until a request that must leave `hold` tokens and places free may go."""
+        wait = max(1 + hold - self._tokens, 0.0) / self.rate_per_s
+        room = self.cap - hold
+        if len(self._sent_at) >= room:  # the window is full: until enough of its oldest sends leave it
+            wait = max(wait, self._sent_at[len(self._sent_at) - room] + self.window_s - now)
+        return wait
 
     def _tick(self) -> None:
         self._timer = None

@@ -147,7 +147,7 @@ def test_the_runner_refuses_a_result_that_does_not_prove_its_claim():
 
 
 async def test_token_bucket_stays_under_the_limit():
-    bucket = TokenBucket(600, burst=4, margin=4)  # 592 a minute after the burst: ~9.9 a second
+    bucket = TokenBucket(600, burst=4, margin=4)  # 596 a minute: ~9.9 a second
     t0 = time.monotonic()
     stamps = []
     for _ in range(24):
@@ -163,7 +163,7 @@ async def test_token_bucket_stays_under_the_limit():
 async def test_token_bucket_serves_an_urgent_request_before_the_queued_ones():
     """An on-demand check joining a sweep at the limit: its request waits for the next token, not for
     every request the sweep has queued; the budget (sent per second) stays the same."""
-    bucket = TokenBucket(120 + 8, burst=4, margin=4)  # 2 a second after the burst
+    bucket = TokenBucket(120 + 4, burst=4, margin=4)  # 2 a second
     order: list[str] = []
 
     async def one(name: str, urgent: bool = False) -> None:
@@ -182,10 +182,25 @@ async def test_token_bucket_serves_an_urgent_request_before_the_queued_ones():
     assert bucket.sent == 11 and time.monotonic() - t0 >= (11 - 4) / bucket.rate_per_s * 0.95
 
 
+async def test_token_bucket_never_sends_more_than_the_limit_in_one_window():
+    """The portal counts a sliding window: a burst spent at the start is paid for by the end of the window
+    (the bucket alone would let burst + rate x window through). A 1-second window stands in for the minute."""
+    bucket = TokenBucket(24 + 2, burst=6, margin=2, window_s=1.0)  # at most 24 in any second, 6 at once
+    t0 = time.monotonic()
+    stamps = []
+    for _ in range(50):
+        await bucket.acquire()
+        stamps.append(time.monotonic() - t0)
+    assert stamps[5] < 0.05  # the burst: at once
+    assert max(sum(1 for t in stamps if a <= t < a + 1) for a in stamps) <= 24
+    # the bucket alone would send the 25th at (25 - 6) / 24 = 0.79 s: the window holds it to 1 s
+    assert stamps[24] >= 0.97 and stamps[48] >= 1.97
+
+
 async def test_token_bucket_debit_delays_the_next_requests():
     """A request the portal counted without a token (a redirect's next page) is paid for by the requests
     after it: the bucket goes into debt."""
-    bucket = TokenBucket(60 * 4 + 2 + 4, burst=2, margin=4)  # 4 a second
+    bucket = TokenBucket(60 * 4 + 4, burst=2, margin=4)  # 4 a second
     await bucket.acquire()
     await bucket.acquire()  # the burst is spent
     for _ in range(3):
@@ -195,6 +210,25 @@ async def test_token_bucket_debit_delays_the_next_requests():
     # the three debited and this one: 4 tokens at 4 a second (without the debt: one token, 0.25 s)
     assert 0.9 <= time.monotonic() - t0 < 1.3
     assert bucket.sent == 6
+
+
+async def test_token_bucket_keeps_a_reserve_for_an_urgent_lookup_under_way():
+    """A sweep keeps the bucket empty; an on-demand check's requests come one after another (each after
+    the previous response). While it is under way the sweep leaves it two tokens: its requests go at once."""
+    bucket = TokenBucket(60 * 10 + 4, burst=4, margin=4, reserve=2)  # 10 a second
+    sweep = [asyncio.create_task(bucket.acquire()) for _ in range(30)]
+    await asyncio.sleep(0.3)  # the sweep at full speed: the bucket is empty
+    with bucket.urgent_lookup():
+        await asyncio.sleep(0.35)  # the check's first page loads; the sweep leaves the reserve meanwhile
+        waits = []
+        for _ in range(2):
+            t0 = time.monotonic()
+            await bucket.acquire(urgent=True)
+            waits.append(time.monotonic() - t0)
+    assert max(waits) < 0.03, waits  # without the reserve: up to a token's wait (0.1 s) each
+    t0 = time.monotonic()
+    await asyncio.gather(*sweep)  # the sweep goes on at the same rate
+    assert bucket.sent == 32 and time.monotonic() - t0 < 3.0
 
 
 async def test_token_bucket_skips_a_request_cancelled_while_waiting():
