@@ -94,7 +94,7 @@ class _Account:
     stop: list[str] = field(default_factory=list)  # set once the account must stop (reason)
     login_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     login_epoch: int = 0  # bumped by every successful (re)login
-    counted_at_open: tuple[int, int] = (0, 0)  # the session's (requests, counted) when this run took it
+    requests_at_open: tuple[int, int] = (0, 0)  # the session's (all, counted) requests when this run took it
     checked: int = 0
     failed: int = 0
     consecutive_failures: int = 0
@@ -266,8 +266,8 @@ class SweepRunner:
             self._live.pop(acct.id, None)
             self._write_health(run)
             if run.session is not None:
-                summary.counts["requests"] += run.session.requests - run.counted_at_open[0]
-                summary.counts["counted_requests"] += run.session.counted - run.counted_at_open[1]
+                summary.counts["requests"] += run.session.requests - run.requests_at_open[0]
+                summary.counts["counted_requests"] += run.session.counted - run.requests_at_open[1]
                 if run.session.pacer is not None:  # shared by the account's sessions: the total held so far
                     summary.timings[f"pacer_held_s.{acct.portal_key}"] = max(
                         summary.timings[f"pacer_held_s.{acct.portal_key}"], run.session.pacer.waited_s)
@@ -316,7 +316,7 @@ class SweepRunner:
             warm = await self.pool.take_warm(_warm_key(acct), self.settings.keep_warm_s)
             if warm is not None:  # still logged in; a lookup that finds it expired logs in again (_check)
                 run.session = warm
-                run.counted_at_open = (warm.requests, warm.counted)
+                run.requests_at_open = (warm.requests, warm.counted)
                 summary.counts["sessions_warm"] += 1
                 return ""
         state = acct_repo.saved_state(self.vault, acct)
@@ -463,7 +463,8 @@ class SweepRunner:
     async def _check(self, run_id, run: _Account, job: _Job, summary, progress,
                      canary_fp: str | None = None, urgent: bool = False) -> str:
         """Check one claim: 'checked', 'failed', or 'mismatch' (a canary read differently). `urgent`: an
-        on-demand check joining a sweep; its requests pass the sweep's in the account's pacer."""
+        on-demand check (joined to a running sweep or on its own session): its requests pass any others in the
+        account's pacer, and while it runs the others leave it a reserve (agent/pacing.py)."""
         acct, adapter, session, breaker = run.acct, run.adapter, run.session, run.breaker
         attempts = 0
         delay = self.settings.retry_backoff_s
