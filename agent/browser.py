@@ -16,6 +16,7 @@ Note (Playwright): routing disables the HTTP cache.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import hashlib
 import re
@@ -220,7 +221,7 @@ class BrowserSession:
 
         try:  # the HTML (page, frames) and the screenshot asked for at once: one wait, not three in a row
             html, shot, *frames = await asyncio.gather(
-                page.content(), page.screenshot(full_page=True, timeout=10_000, type="jpeg", quality=80),
+                page.content(), _screenshot(page),
                 *(frame_html(f) for f in page.frames[1:]))
         except Exception:  # noqa: BLE001 - a dying page must not hide the original failure
             return None
@@ -231,6 +232,26 @@ class BrowserSession:
 
     async def close(self) -> None:
         await self.context.close()
+
+
+async def _screenshot(page: Page) -> bytes:
+    """The whole page (beyond the viewport) as JPEG, drawn by Chromium's own capture (CDP): the same image as
+    Playwright's full-page screenshot, without resizing the viewport to the page and back (bench.sweep, three
+    runs each: ~12% less CPU a claim on a first sweep, where every claim keeps evidence). Playwright's
+    screenshot where no CDP session can be opened."""
+    try:
+        cdp = await page.context.new_cdp_session(page)
+    except PlaywrightError:
+        return await page.screenshot(full_page=True, timeout=10_000, type="jpeg", quality=80)
+    try:
+        size = (await asyncio.wait_for(cdp.send("Page.getLayoutMetrics"), 10))["cssContentSize"]
+        shot = await asyncio.wait_for(cdp.send("Page.captureScreenshot", {
+            "format": "jpeg", "quality": 80, "captureBeyondViewport": True, "optimizeForSpeed": True,
+            "clip": {"x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1}}), 10)
+        return base64.b64decode(shot["data"])
+    finally:
+        with contextlib.suppress(PlaywrightError):
+            await cdp.detach()
 
 
 class BrowserPool:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import struct
+
 import pytest
 
 from agent.browser import BrowserPool
@@ -52,6 +54,36 @@ async def test_a_lease_prefers_the_idle_page_last_used_for_the_same_affinity(san
         async with s.lease("payer-C") as other:  # no page for C: any idle page, never a new one
             assert other.page in (page_a, page_b)
         assert len(s.context.pages) == 2
+    finally:
+        await s.close()
+        await pool.close()
+
+
+def _jpeg_size(data: bytes) -> tuple[int, int]:
+    """(width, height) from a JPEG's frame header."""
+    i = 2
+    while i < len(data) - 9:
+        if data[i] == 0xFF and data[i + 1] in (0xC0, 0xC1, 0xC2):
+            height, width = struct.unpack(">HH", data[i + 5:i + 9])
+            return width, height
+        if data[i] == 0xFF and data[i + 1] not in (0x00, 0xFF) and not 0xD0 <= data[i + 1] <= 0xD9:
+            i += 2 + struct.unpack(">H", data[i + 2:i + 4])[0]
+        else:
+            i += 1
+    raise AssertionError("no JPEG frame header")
+
+
+async def test_evidence_screenshot_is_the_whole_page_as_playwright_draws_it():
+    pool = BrowserPool(get_settings().browser)
+    s = await pool.new_session("http://127.0.0.1:9", ())
+    try:
+        page = await s.page()
+        await page.set_content("<body style='margin:0'><div style='height:3000px'>claim</div><p>end</p></body>")
+        cap = await s.capture(page, reason="test")
+        assert cap is not None and _jpeg_size(cap.screenshot) == (1280, 3000 + 50)  # beyond the 900 px viewport
+        assert page.viewport_size == {"width": 1280, "height": 900}  # never resized
+        full = await page.screenshot(full_page=True, type="jpeg", quality=80)
+        assert _jpeg_size(full) == _jpeg_size(cap.screenshot)
     finally:
         await s.close()
         await pool.close()
