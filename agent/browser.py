@@ -315,6 +315,9 @@ class BrowserPool:
         session = BrowserSession(ctx, base_url, pacer=pacer, recycle_after=recycle_after)
         host = urlsplit(base_url).netloc
 
+        def is_counted(req) -> bool:  # a request the portal counts toward its rate limit
+            return session.pacer is not None and any(p.matches(req.method.upper(), req.url) for p in counted)
+
         async def guard(route: Route) -> None:
             req = route.request
             parts = urlsplit(req.url)
@@ -331,15 +334,14 @@ class BrowserPool:
                 await route.abort("blockedbyclient")
                 return
             session.requests += 1
-            if session.pacer is not None and any(p.matches(method, req.url) for p in counted):
+            if is_counted(req):
                 session.counted += 1
                 lease = session._lease_of(req)
                 await session.pacer.acquire(urgent=lease is not None and lease.urgent)
             await route.continue_()
 
         def redirected(req) -> None:  # a redirect's next page: sent by the browser without the route
-            if session.pacer is not None and req.redirected_from is not None and \
-                    any(p.matches(req.method.upper(), req.url) for p in counted):
+            if req.redirected_from is not None and is_counted(req):
                 session.counted += 1
                 session.pacer.debit()
 

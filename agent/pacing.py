@@ -101,7 +101,8 @@ class TokenBucket:
 
     def _serve(self) -> None:
         now = self._refill()
-        for queue, hold in zip(self._waiting, (0, self.reserve if self._urgent_lookups else 0), strict=True):
+        holds = (0, self.reserve if self._urgent_lookups else 0)  # (urgent, others)
+        for queue, hold in zip(self._waiting, holds, strict=True):
             while queue and self._tokens >= 1 + hold - 1e-9 and len(self._sent_at) < self.cap - hold:
                 fut = queue.popleft()
                 if fut.done():  # its request was cancelled while waiting
@@ -113,8 +114,7 @@ class TokenBucket:
             while queue and queue[0].done():
                 queue.popleft()
         if self._timer is None and any(self._waiting):
-            wait = min(self._wait_s(now, hold) for queue, hold in zip(
-                self._waiting, (0, self.reserve if self._urgent_lookups else 0), strict=True) if queue)
+            wait = min(self._wait_s(now, hold) for queue, hold in zip(self._waiting, holds, strict=True) if queue)
             wait = max(wait, 0.001)
             self.waited_s += wait
             self._timer = asyncio.get_running_loop().call_later(wait, self._tick)

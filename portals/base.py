@@ -220,7 +220,8 @@ class PortalAdapter(Protocol):
     counted_requests: ClassVar[tuple[RequestPattern, ...]]
     requests_per_lookup: ClassVar[int]  # fewest counted requests one claim lookup needs (from the fixture)
     # optional: `rate_margin` (requests kept free under the limit, default 4: more where the portal counts
-    # requests the browser cannot see; a redirect's next page is seen and debited); `claim_number_key(text) -> str | None`, the portal's
+    # requests the browser cannot see; a redirect's next page is seen and debited);
+    # `claim_number_key(text) -> str | None`, the portal's
     # claim-number normalization (prefixes, separators, leading zeros), used by the runner's own proof
     # check; `affinity(query) -> Hashable`, what a page must be set up for to look the claim up without
     # reloading (the runner gives each lookup a page last used for the same affinity when it can, and

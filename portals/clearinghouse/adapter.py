@@ -30,7 +30,7 @@ overwrite each other's return address); the references are per claim, not per ta
 carries its payer. There is no CSRF token and no per-tab server state. Four tabs, because a lookup
 waits about 3 s on the portal under realistic latency (a search and five card requests in sequence,
 each 80-400 ms plus a 100-300 ms card delay, plus the browser's own work) and the account's pacer
-(234 counted requests a minute, ~6.3-7 a lookup) is then the bound: a lookup takes ~6.5 s in a sweep
+(236 counted requests a minute, ~6.3-7 a lookup) is then the bound: a lookup takes ~6.5 s in a sweep
 (search 1.5, detail cards 3.5-3.9, reading the detail 0.2 since it is read in three round trips: it
 was 2.6 s in ~20 sequential calls), so 4 tabs ask ~37 lookups a minute and the pacer holds requests
 (measured in a 40-claim sweep: 37 a minute after the first lookups, 21 s of pacer holds). Each tab
