@@ -6,7 +6,12 @@ Every context the agent creates routes all requests through one handler that
 - aborts images, fonts and media (nothing an adapter reads) and requests to other hosts.
 - holds every request the portal counts toward its rate limit (the adapter's `counted_requests`) until
   the account's token bucket (agent/pacing.py) has room; the page a redirect leads to (which the browser
-  follows without the route) is debited from the bucket when it is sent.
+  follows without the route) is debited from the bucket when it is sent;
+- reads ahead where the adapter says a page's script will ask for sibling resources one after another
+  (`read_ahead(url)`: e.g. a detail whose cards the portal's script fetches in turn): at the first of
+  them, all are fetched at once through the context's own request client (same cookies and headers, each
+  paced and counted), and the page's requests are answered from those responses, unchanged (status,
+  headers, body). The portal sees the same requests; the page renders what the portal sent.
 Several lookups can be in flight on one session: each runs on a page leased for it (`lease()`); inside a
 lease, `page()` is that page, `page_state()` its adapter state, `show_evidence(page)` names the page a
 status was read from (e.g. a tab the adapter opened), and blocked requests are attributed to it.
@@ -21,7 +26,7 @@ import contextlib
 import hashlib
 import re
 import time
-from collections.abc import AsyncIterator, Hashable, Sequence
+from collections.abc import AsyncIterator, Callable, Hashable, Sequence
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -29,7 +34,15 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from playwright.async_api import Browser, BrowserContext, Page, Playwright, Route, async_playwright
+from playwright.async_api import (
+    APIResponse,
+    Browser,
+    BrowserContext,
+    Page,
+    Playwright,
+    Route,
+    async_playwright,
+)
 from playwright.async_api import Error as PlaywrightError
 
 from agent.pacing import TokenBucket
@@ -45,6 +58,8 @@ def redact_path(path: str) -> str:
     digits or more, or long tokens without a file extension: claim numbers, keys, base64) become {id}."""
     return "/".join("{id}" if _ID_SEGMENT.match(seg) else seg for seg in path.split("/"))
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+ReadAhead = Callable[[str], Sequence[str]]  # a GET's URL -> every URL of its group (itself included), or ()
+_AHEAD = "_read_ahead"  # page_state key: URL -> the response being read ahead for that page
 
 
 @dataclass
@@ -57,6 +72,14 @@ class Lease:
     extra_pages: list[Page] = field(default_factory=list)
     blocked: list[dict] = field(default_factory=list)
     urgent: bool = False  # an on-demand check someone waits for: its requests go first in the pacer
+
+
+@dataclass(frozen=True)
+class _Get:
+    """A GET the session sends itself (read ahead), as the pacing rules see a request."""
+
+    url: str
+    method: str = "GET"
 
 
 _LEASE: ContextVar[Lease | None] = ContextVar("portal_agent_lease", default=None)
@@ -97,6 +120,8 @@ class BrowserSession:
     blocked: list[dict] = field(default_factory=list)
     requests: int = 0
     counted: int = 0  # requests the portal counts toward its rate limit (paced)
+    read_ahead_served: int = 0  # page requests answered from a response read ahead (no request of their own)
+    timeout_ms: int = 20_000
     _main: Page | None = None
     state: dict[str, Any] = field(default_factory=dict)  # adapter's per-session cache (e.g. crosswalk)
     pacer: TokenBucket | None = None
@@ -194,6 +219,57 @@ class BrowserSession:
             return self._leases.get(id(req.frame.page))
         except Exception:  # noqa: BLE001 - service worker or detached frame: no page to blame
             return None
+
+    async def _sent(self, req, counted: bool, lease: Lease | None = None) -> None:
+        """Count a request about to go to the portal; hold it until the account's pacer has room."""
+        self.requests += 1
+        if counted and self.pacer is not None:
+            self.counted += 1
+            lease = lease or self._lease_of(req)
+            await self.pacer.acquire(urgent=lease is not None and lease.urgent)
+
+    async def _serve_ahead(self, route: Route, rule: ReadAhead, is_counted: Callable[[Any], bool]) -> bool:
+        """Answer a page's GET from a response read ahead for it, or, at the first request of a group the
+        adapter's rule names, read every URL of the group at once and answer this one. False: not a
+        group's request (the guard sends it as usual)."""
+        req = route.request
+        try:
+            page = req.frame.page
+        except Exception:  # noqa: BLE001 - service worker or detached frame
+            return False
+        ahead: dict[str, asyncio.Future] = self.page_state(page).setdefault(_AHEAD, {})
+        pending = ahead.pop(req.url, None)
+        if pending is None:
+            group = list(rule(req.url))
+            if req.url not in group:
+                return False
+            ahead.clear()  # what an earlier group left unasked belongs to a page state that is gone
+            lease = self._lease_of(req)
+            headers = dict(req.headers)  # the page's own (the context adds its cookies)
+            for url in group:
+                if url != req.url:
+                    ahead[url] = asyncio.ensure_future(self._read(url, headers, is_counted, lease))
+            pending = asyncio.ensure_future(self._read(req.url, headers, is_counted, lease))
+        else:
+            self.read_ahead_served += 1
+        try:
+            resp: APIResponse = await pending
+        except Exception:  # noqa: BLE001 - the read failed: the page's request fails as it would have
+            with contextlib.suppress(Exception):
+                await route.abort("failed")
+            return True
+        try:
+            await route.fulfill(response=resp)
+        except Exception:  # noqa: BLE001 - the page went away meanwhile
+            pass
+        return True
+
+    async def _read(self, url: str, headers: dict[str, str], is_counted: Callable[[Any], bool],
+                    lease: Lease | None) -> APIResponse:
+        """One GET through the context's request client (its cookies), paced and counted like the page's
+        own; redirects are not followed (the page gets the redirect itself and follows it)."""
+        await self._sent(_Get(url), is_counted(_Get(url)), lease)
+        return await self.context.request.get(url, headers=headers, max_redirects=0, timeout=self.timeout_ms)
 
     def _blocked(self, req, entry: dict) -> None:
         self.blocked.append(entry)
@@ -306,13 +382,14 @@ class BrowserPool:
     async def new_session(self, base_url: str, allowed_writes: Sequence[RequestPattern],
                           storage_state: dict | None = None, block_resources: bool = True,
                           timeout_ms: int = 20_000, pacer: TokenBucket | None = None,
-                          counted: Sequence[RequestPattern] = (), recycle_after: int = 0) -> BrowserSession:
+                          counted: Sequence[RequestPattern] = (), recycle_after: int = 0,
+                          read_ahead: ReadAhead | None = None) -> BrowserSession:
         browser = await self.browser()
         ctx = await browser.new_context(storage_state=storage_state, base_url=base_url,
                                         viewport={"width": 1280, "height": 900}, locale="en-US",
                                         timezone_id="America/New_York")
         ctx.set_default_timeout(timeout_ms)
-        session = BrowserSession(ctx, base_url, pacer=pacer, recycle_after=recycle_after)
+        session = BrowserSession(ctx, base_url, pacer=pacer, recycle_after=recycle_after, timeout_ms=timeout_ms)
         host = urlsplit(base_url).netloc
 
         def is_counted(req) -> bool:  # a request the portal counts toward its rate limit
@@ -333,11 +410,9 @@ class BrowserPool:
                                         "at": datetime.now(UTC).isoformat()})
                 await route.abort("blockedbyclient")
                 return
-            session.requests += 1
-            if is_counted(req):
-                session.counted += 1
-                lease = session._lease_of(req)
-                await session.pacer.acquire(urgent=lease is not None and lease.urgent)
+            if read_ahead is not None and method == "GET" and await session._serve_ahead(route, read_ahead, is_counted):
+                return
+            await session._sent(req, is_counted(req))
             await route.continue_()
 
         def redirected(req) -> None:  # a redirect's next page: sent by the browser without the route

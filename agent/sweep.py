@@ -324,7 +324,8 @@ class SweepRunner:
                           margin=getattr(adapter, "rate_margin", 4))
         run.session = await self.pool.new_session(
             acct.base_url, adapter.allowed_writes, storage_state=state, pacer=pacer,
-            counted=getattr(adapter, "counted_requests", ()), recycle_after=self.settings.recycle_context_every)
+            counted=getattr(adapter, "counted_requests", ()), recycle_after=self.settings.recycle_context_every,
+            read_ahead=getattr(adapter, "read_ahead", None))
         if state is not None:
             try:
                 if await adapter.verify(run.session):

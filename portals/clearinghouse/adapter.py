@@ -107,6 +107,7 @@ from portals.clearinghouse.pages import (
     Shell,
     SignInPage,
     _NotFound,
+    card_group,
     goto,
 )
 
@@ -247,6 +248,7 @@ class ClearinghouseAdapter:
         RequestPattern.under("/orgs"),
     )
     requests_per_lookup = 6  # search POST + 5 detail cards (counted in the module docstring)
+    read_ahead = staticmethod(card_group)  # the detail's five cards, read at once (the page asks in turn)
     claim_number_key = staticmethod(M.claim_number_key)  # the runner's proof check uses it too
 
     @staticmethod

@@ -50,7 +50,19 @@ SIGN_IN_PATHS = (LOGIN, *MFA_PATHS, PASSWORD, ANNOUNCEMENTS)
 # organization picker, while another tab of the same session is signing in again
 SESSION_STAGE_PATHS = (*SIGN_IN_PATHS, ORGS)
 
-CARD_COUNT = 5  # summary, payment, lines, codes, actions
+CARD_NAMES = ("summary", "payment", "lines", "codes", "actions")
+CARD_COUNT = len(CARD_NAMES)
+_CARD_URL = re.compile(r"^(?P<head>[^?#]*/apps/claim-status/claims/[^/?#]+/cards/)(?P<name>[^/?#]+)(?P<tail>[?#].*)?$")
+
+
+def card_group(url: str) -> list[str]:
+    """The detail's card URLs when `url` is one of them: the portal's script asks for the five cards of a
+    claim one after another (each answered after its own server delay), so the session reads them ahead,
+    all at once (agent/browser.py, read-ahead); () for any other URL."""
+    m = _CARD_URL.match(url)
+    if m is None or m["name"] not in CARD_NAMES:
+        return []
+    return [f"{m['head']}{name}{m['tail'] or ''}" for name in CARD_NAMES]
 RESULT_COLUMNS = ("Claim Number", "Patient Account", "Patient", "Service Dates", "Billed", "Status",
                   "Finalized Date")
 ADJ_COLUMNS = ("Group", "Reason code", "Amount")

@@ -97,3 +97,101 @@ def test_headless_runs_the_headless_shell_and_headed_runs_the_full_chromium_besi
     assert b.model_copy(update={"headless": False}).launch_path() == "/usr/bin/chromium"
     assert BrowserSettings(executable_path="/opt/chrome/chrome", headless=False).launch_path() == "/opt/chrome/chrome"
     assert BrowserSettings(executable_path="", headless=True).launch_path() is None  # Playwright's own browser
+
+
+class _Siblings:
+    """A tiny portal whose page script asks for /cards/a, /cards/b, /cards/c one after another, each answered
+    after a server delay; /cards/b answers 401 JSON, /cards/c redirects (303) to /cards/c-moved. Records how
+    many card requests it held at once."""
+
+    DELAY_S = 0.3
+
+    def __init__(self) -> None:
+        import threading
+        import time
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.lock = threading.Lock()
+        self.in_flight = self.most_in_flight = 0
+        self.served: list[str] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802
+                if self.path == "/":
+                    body, status, ctype = PAGE.encode(), 200, "text/html"
+                elif self.path.startswith("/cards/"):
+                    with outer.lock:
+                        outer.in_flight += 1
+                        outer.most_in_flight = max(outer.most_in_flight, outer.in_flight)
+                        outer.served.append(f"{self.path} {self.headers.get('x-requested-with')}")
+                    time.sleep(outer.DELAY_S)
+                    with outer.lock:
+                        outer.in_flight -= 1
+                    if self.path == "/cards/c":
+                        self.send_response(303)
+                        self.send_header("Location", "/cards/c-moved")
+                        self.end_headers()
+                        return
+                    status = 401 if self.path == "/cards/b" else 200
+                    body, ctype = f'{{"card": "{self.path}"}}'.encode(), "application/json"
+                else:
+                    body, status, ctype = b"", 404, "text/plain"
+                self.send_response(status)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+
+
+PAGE = """<html><body><script>
+window.read = async () => {
+  const out = [];
+  for (const name of ['a', 'b', 'c']) {  // in turn, as a portal's detail script loads its cards
+    const r = await fetch('/cards/' + name, {headers: {'X-Requested-With': 'fetch'}});
+    out.push([r.status, new URL(r.url).pathname, r.redirected, await r.text()]);
+  }
+  return out;
+};
+</script></body></html>"""
+
+
+async def test_read_ahead_sends_a_groups_requests_at_once_and_the_page_gets_each_answer_unchanged():
+    from agent.pacing import TokenBucket
+
+    portal = _Siblings()
+    group = [f"{portal.url}/cards/{n}" for n in "abc"]
+    pool = BrowserPool(get_settings().browser)
+    s = await pool.new_session(portal.url, (), pacer=TokenBucket(10**9),
+                               counted=(RequestPattern.under("/cards/"),),
+                               read_ahead=lambda url: group if url in group else [])
+    try:
+        page = await s.page()
+        await page.goto("/")
+        got = await page.evaluate("window.read()")
+        assert got == [
+            [200, "/cards/a", False, '{"card": "/cards/a"}'],
+            [401, "/cards/b", False, '{"card": "/cards/b"}'],  # a status passes through as the portal sent it
+            [200, "/cards/c-moved", True, '{"card": "/cards/c-moved"}'],  # a redirect: the browser follows it
+        ]
+        # the three cards were in the portal's hands at once (the page asked for them one after another),
+        # each with the page's own headers; the redirect's next page was the browser's own request
+        assert portal.most_in_flight == 3
+        assert sorted(portal.served) == ["/cards/a fetch", "/cards/b fetch", "/cards/c fetch",
+                                         "/cards/c-moved fetch"]
+        assert s.read_ahead_served == 2
+        assert s.counted == 4  # a, b, c (read) + c-moved (debited when the browser sent it)
+        # a second read of the group: read ahead again, not answered from the first read's responses
+        await page.evaluate("window.read()")
+        assert len(portal.served) == 8 and s.read_ahead_served == 4
+    finally:
+        await s.close()
+        await pool.close()
+        portal.server.shutdown()

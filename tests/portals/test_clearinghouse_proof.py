@@ -63,7 +63,7 @@ async def logged_in(pool, adapter, sandbox, *, counted: bool = False, paced: boo
     elif paced:  # lookups in flight: paced under the portal's limit as the agent does, or the challenge fires
         kw = {"pacer": TokenBucket(adapter.rate_limit_per_minute, margin=getattr(adapter, "rate_margin", 4)),
               "counted": adapter.counted_requests}
-    s = await pool.new_session(sandbox.url(P), adapter.allowed_writes, **kw)
+    s = await pool.new_session(sandbox.url(P), adapter.allowed_writes, read_ahead=adapter.read_ahead, **kw)
     await adapter.login(s, creds(sandbox, P))
     return s
 
@@ -128,11 +128,14 @@ async def test_counted_requests_per_lookup_and_declared_patterns(sandbox, pool, 
         per_lookup = []
         for c, by_number in ((c2, True), (c3, False)):
             sandbox.control.post("/control/counters/reset").raise_for_status()
-            before = s.counted
+            before, served = s.counted, s.read_ahead_served
             r = await adapter.claim_status(s, query(c, by_number=by_number))
             assert_proves(r, c, sandbox)
             n = sandbox.counters().get(f"{P}.counted_requests", 0)
             assert s.counted - before == n
+            # the detail's cards: the first asked by the page's script, the other four read ahead with it
+            # and answered from there (the portal still served each once: counted above)
+            assert s.read_ahead_served - served == 4
             per_lookup.append(n)
         assert per_lookup == [adapter.requests_per_lookup] * 2, per_lookup
         assert s.blocked == []
