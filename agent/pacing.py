@@ -34,7 +34,9 @@ class TokenBucket:
     burst: int = 6
     margin: int = 4  # requests kept free under the limit: the portal counts on arrival, we on sending
     window_s: float = 60.0  # the portal's counting window (a minute; shorter only in tests)
-    reserve: int = 2  # tokens (and places in the window) other requests leave to an urgent lookup under way
+    # tokens (and places in the window) other requests leave to an urgent lookup under way: as many as a
+    # lookup may ask at once (a search, then a detail's cards read ahead together), at most burst - 1
+    reserve: int = 5
     _tokens: float = field(init=False)
     _at: float = field(init=False)
     _sent_at: deque = field(init=False)  # send times within the last window (debited ones included)
