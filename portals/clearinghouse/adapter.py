@@ -19,7 +19,7 @@ Promises (DESIGN.md §4):
 - Evidence: at the end of a lookup the tab still shows the claim read (its detail modal stays open until
   the tab's next lookup); a status read from the remittance viewer names that tab (show_evidence).
 
-Lookups in flight (max_in_flight = 4): each lookup runs on its own tab (lease page) with its own copy
+Lookups in flight (max_in_flight = 3): each lookup runs on its own tab (lease page) with its own copy
 of the tool, reused across lookups while it is set to the right organization and payer (`affinity`: the
 runner hands a tab claims of the organization and payer its tool is loaded for). What the portal
 keeps server-side and shares between tabs: the chosen organization (and its state), the remittance
@@ -27,14 +27,19 @@ step-up, and the result references. The organization is guarded by `_OrgGate` (l
 organization share it; a lookup for another waits until none is in flight, then switches, and every tab
 reloads its tool); the step-up is answered by one tab at a time (a lock: two tabs at the MFA page would
 overwrite each other's return address); the references are per claim, not per tab, and the search form
-carries its payer. There is no CSRF token and no per-tab server state. Four tabs, because a lookup
-waits about 3 s on the portal under realistic latency (a search and five card requests in sequence,
-each 80-400 ms plus a 100-300 ms card delay, plus the browser's own work) and the account's pacer
-(236 counted requests a minute, ~6.3-7 a lookup) is then the bound: a lookup takes ~6.5 s in a sweep
-(search 1.5, detail cards 3.5-3.9, reading the detail 0.2 since it is read in three round trips: it
-was 2.6 s in ~20 sequential calls), so 4 tabs ask ~37 lookups a minute and the pacer holds requests
-(measured in a 40-claim sweep: 37 a minute after the first lookups, 21 s of pacer holds). Each tab
-beyond the need costs a tool load (+2) and a payer switch (+1) in counted requests, and Chromium work
+carries its payer. There is no CSRF token and no per-tab server state.
+
+The detail's five cards: the portal's script asks for them one after another, each answered after the
+page latency plus its own 100-300 ms "retrieval" (~2.2 s a detail under realistic latency). The session
+reads them ahead (`read_ahead = card_group`, agent/browser.py): at the page's first card request all five
+are fetched at once through the context's request client, and the page's requests are answered with
+those responses, unchanged, so the page renders (and the evidence shows) what the portal sent, the
+proofs below read the rendered detail as before, and the portal serves and counts the same five
+requests. A detail then takes the slowest card (~0.6 s). Three tabs, because the account's pacer (236
+counted requests a minute, ~7 a lookup with the remittance viewer and tool loads) is then the bound: in
+bench.sweep (27 claims) 3 and 4 tabs both swept 34.2 claims a minute after sign-in with ~35 s of pacer
+holds; 3 tabs kept a lookup's p50 at 4.7 s (6.2 s with 4: more waiting on the pacer). Each tab beyond
+the need costs a tool load (+2) and a payer switch (+1) in counted requests, memory, and Chromium work
 on a 2-core machine.
 
 Pacing is the agent's: the portal counts every authenticated request (`sb.rate_check` in the sandbox's
@@ -234,7 +239,7 @@ class ClearinghouseAdapter:
         RequestPattern.post("/orgs"),  # organization picker > Continue
         RequestPattern.post("/apps/claim-status/search"),
     )
-    max_in_flight = 4  # tabs of one session (see the module docstring)
+    max_in_flight = 3  # tabs of one session (see the module docstring)
     rate_limit_per_minute = 240  # counted requests the portal tolerates per account (FaultProfile default)
     # Exactly the paths whose handlers pass the sandbox's gate() (sb.rate_check): "/app" also covers
     # "/apps/..."; "/mfa" covers /mfa/method and /mfa/verify.
