@@ -74,6 +74,13 @@ class Lease:
     urgent: bool = False  # an on-demand check someone waits for: its requests go first in the pacer
 
 
+def _dispose(read: asyncio.Future) -> None:
+    """Free the body of a response read ahead that no page asked for."""
+    if not read.cancelled() and read.exception() is None:
+        asyncio.ensure_future(read.result().dispose()).add_done_callback(
+            lambda f: f.cancelled() or f.exception())
+
+
 @dataclass(frozen=True)
 class _Get:
     """A GET the session sends itself (read ahead), as the pacing rules see a request."""
@@ -243,7 +250,9 @@ class BrowserSession:
             group = list(rule(req.url))
             if req.url not in group:
                 return False
-            ahead.clear()  # what an earlier group left unasked belongs to a page state that is gone
+            for left in ahead.values():  # what an earlier group left unasked belongs to a page state that is gone
+                left.add_done_callback(_dispose)
+            ahead.clear()
             lease = self._lease_of(req)
             headers = dict(req.headers)  # the page's own (the context adds its cookies)
             for url in group:
@@ -262,6 +271,9 @@ class BrowserSession:
             await route.fulfill(response=resp)
         except Exception:  # noqa: BLE001 - the page went away meanwhile
             pass
+        finally:  # the driver keeps a response's body until the context closes unless disposed
+            with contextlib.suppress(Exception):
+                await resp.dispose()
         return True
 
     async def _read(self, url: str, headers: dict[str, str], is_counted: Callable[[Any], bool],

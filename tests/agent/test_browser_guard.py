@@ -160,6 +160,7 @@ window.read = async () => {
   }
   return out;
 };
+window.readOne = async (name) => (await fetch('/cards/' + name, {headers: {'X-Requested-With': 'fetch'}})).status;
 </script></body></html>"""
 
 
@@ -191,6 +192,11 @@ async def test_read_ahead_sends_a_groups_requests_at_once_and_the_page_gets_each
         # a second read of the group: read ahead again, not answered from the first read's responses
         await page.evaluate("window.read()")
         assert len(portal.served) == 8 and s.read_ahead_served == 4
+        # a group the page left half asked (its script changed course): the next group's first request is
+        # read again with its siblings, never answered from the older reads
+        assert await page.evaluate("window.readOne('a')") == 200
+        assert await page.evaluate("window.readOne('a')") == 200
+        assert len(portal.served) == 14 and s.read_ahead_served == 4
     finally:
         await s.close()
         await pool.close()
