@@ -59,7 +59,6 @@ def redact_path(path: str) -> str:
     return "/".join("{id}" if _ID_SEGMENT.match(seg) else seg for seg in path.split("/"))
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 ReadAhead = Callable[[str], Sequence[str]]  # a GET's URL -> every URL of its group (itself included), or ()
-_AHEAD = "_read_ahead"  # page_state key: URL -> the response being read ahead for that page
 
 
 @dataclass
@@ -136,6 +135,7 @@ class BrowserSession:
     _idle: list[Page] = field(default_factory=list)
     _page_state: dict[int, dict[str, Any]] = field(default_factory=dict)
     _leases: dict[int, Lease] = field(default_factory=dict)  # id(page) -> lease, for blocked attribution
+    _ahead: dict[int, tuple[Page, dict[str, asyncio.Future]]] = field(default_factory=dict)  # read ahead, per page
 
     async def page(self) -> Page:
         """The current lease's page; outside a lease, the session's main page (created on first use)."""
@@ -244,7 +244,11 @@ class BrowserSession:
             page = req.frame.page
         except Exception:  # noqa: BLE001 - service worker or detached frame
             return False
-        ahead: dict[str, asyncio.Future] = self.page_state(page).setdefault(_AHEAD, {})
+        held = self._ahead.get(id(page))
+        if held is None or held[0] is not page:  # (an id outlives its page: never another page's reads)
+            held = self._ahead[id(page)] = (page, {})
+            page.once("close", lambda _: self._ahead.pop(id(page), None))
+        ahead: dict[str, asyncio.Future] = held[1]
         pending = ahead.pop(req.url, None)
         if pending is None:
             group = list(rule(req.url))

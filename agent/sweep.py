@@ -43,6 +43,7 @@ from portals.base import (
     MfaFailed,
     PortalDrift,
     PortalError,
+    RetryableError,
     SessionExpired,
     registry,
 )
@@ -501,12 +502,16 @@ class SweepRunner:
                         self._fail(run_id, acct, job, "CanaryMismatch", "the canary claim read differently "
                                    "from its known status", False, cap, summary, progress, run=run, drift=True)
                         return "mismatch"
-                    await self._record(run_id, run, job, result, summary)
-                    summary.stored_at[job.claim_id] = time.monotonic()
-                    summary.durations[job.claim_id] = summary.stored_at[job.claim_id] - started
-                    if progress:
-                        progress(1)
-                    return "checked"
+                    try:
+                        await self._record(run_id, run, job, result, summary)
+                    except EvidenceUnavailable as e:  # nothing stored: looked up again, or failed with reason
+                        error = e
+                    else:
+                        summary.stored_at[job.claim_id] = time.monotonic()
+                        summary.durations[job.claim_id] = summary.stored_at[job.claim_id] - started
+                        if progress:
+                            progress(1)
+                        return "checked"
                 action = "fail"
                 if isinstance(error, SessionExpired):
                     summary.counts["session_expired"] += 1
@@ -563,13 +568,22 @@ class SweepRunner:
 
     async def _record(self, run_id, run: _Account, job: _Job, result: ClaimStatusResult,
                       summary: SweepSummary) -> None:
-        """Store a proven result; when it changes what we know, keep the page it was read from first."""
+        """Store a proven result; when it changes what we know, keep the page it was read from first. A
+        change whose page cannot be captured (asked twice) is not stored: EvidenceUnavailable (retryable:
+        the claim is looked up again), never a status change without the page that shows it."""
         acct = run.acct
         with self.Session() as s:
             changed = repo.last_fingerprint(s, job.claim_id) != repo.fingerprint(result)
         t0 = time.monotonic()
-        cap = await run.session.capture(reason="status change") if changed else None
+        cap = None
+        if changed:
+            cap = await run.session.capture(reason="status change") or \
+                await run.session.capture(reason="status change")
         summary.timings["evidence_capture_s"] += time.monotonic() - t0
+        if changed and cap is None:
+            summary.counts["evidence_unavailable"] += 1
+            raise EvidenceUnavailable(f"claim {job.query.claim_ref}: the page the status was read from could "
+                                      "not be captured")
         t0 = time.monotonic()
         with self.Session() as s:
             claim = s.get(Claim, job.claim_id)
@@ -626,6 +640,13 @@ class SweepRunner:
 
 class AdapterCrashed(PortalError):
     """The adapter raised something outside the contract's errors (a bug): the claim fails, with evidence."""
+
+
+class EvidenceUnavailable(RetryableError):
+    """A status change was read but its page could not be captured: nothing is stored (DESIGN §4: every
+    status change keeps its evidence); the claim is looked up again, or fails with this reason."""
+
+    scope = "claim"
 
 
 def _affinity(adapter, q: ClaimQuery) -> Hashable | None:

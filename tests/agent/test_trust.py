@@ -311,6 +311,43 @@ async def test_every_status_change_keeps_the_page_it_was_read_from(sandbox, onbo
     assert not list((rt.settings.data_dir / "evidence").rglob("*.bin"))
 
 
+@pytest.mark.timeout(600)
+async def test_a_status_change_whose_page_cannot_be_captured_is_never_stored_without_it(onboarded, monkeypatch):
+    from agent.browser import BrowserSession
+
+    rt = onboarded
+    ids = _ids(rt, "commercial")[:4]
+    real = BrowserSession.capture
+    calls: Counter = Counter()
+
+    async def flaky(self, page=None, reason=""):
+        calls[reason] += 1
+        if reason == "status change" and calls[reason] % 2 == 1:  # every first try fails (page mid-render)
+            return None
+        return await real(self, page, reason)
+
+    monkeypatch.setattr(BrowserSession, "capture", flaky)
+    summary = await rt.runner().sweep(claim_ids=ids[:2], trigger="test")
+    assert summary.counts["checked"] == 2 and summary.counts["failed"] == 0, dict(summary.errors)
+    with rt.Session() as s:  # asked again, and kept
+        obs = list(s.scalars(select(StatusObservation).where(StatusObservation.claim_id.in_(ids[:2]))))
+        assert len(obs) == 2 and all(o.evidence_ref for o in obs)
+
+    async def broken(self, page=None, reason=""):
+        return None if reason == "status change" else await real(self, page, reason)
+
+    monkeypatch.setattr(BrowserSession, "capture", broken)
+    summary = await rt.runner().sweep(claim_ids=ids[2:], trigger="test")
+    await rt.aclose()
+    assert summary.counts["checked"] == 0 and summary.errors["EvidenceUnavailable"] == 2, dict(summary.errors)
+    assert summary.counts["retries"] >= 2  # looked up again before failing with the reason
+    with rt.Session() as s:  # nothing stored as a status without its page; each claim failed with the reason
+        assert not list(s.scalars(select(StatusObservation).where(StatusObservation.claim_id.in_(ids[2:]))))
+        failures = list(s.scalars(select(CheckFailure).where(CheckFailure.claim_id.in_(ids[2:]))))
+        assert {f.error_type for f in failures} == {"EvidenceUnavailable"} and len(failures) == 2
+        assert all(f.retryable for f in failures)
+
+
 # ---------------------------------------------------------------- canary, drift, health
 @pytest.mark.timeout(900)
 async def test_canary_catches_a_layout_change_before_any_result_is_stored(sandbox, onboarded, monkeypatch):
