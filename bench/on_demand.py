@@ -48,8 +48,12 @@ def portal_wait_s() -> dict[str, float]:
     from fixtures.commercial.api import CARD_DELAY_S as CO_CARD
     from fixtures.medicaid.core import RESPONSE_DELAY_S
 
-    lo, hi = CH_CARD  # five cards read at once: the expected slowest of five uniform delays
-    return {"clearinghouse": lo + (hi - lo) * len(CARDS) / (len(CARDS) + 1), "commercial": sum(CO_CARD) / 2,
+    def slowest(delays: tuple[float, float], n: int) -> float:  # expected max of n uniform delays at once
+        return delays[0] + (delays[1] - delays[0]) * n / (n + 1)
+
+    # clearinghouse: five cards read ahead at once; commercial: its SPA fetches its four cards at once
+    # (overview, lines, payments, actions: fixtures/commercial/api.py)
+    return {"clearinghouse": slowest(CH_CARD, len(CARDS)), "commercial": slowest(CO_CARD, 4),
             "medicaid": RESPONSE_DELAY_S}
 
 
