@@ -251,7 +251,8 @@ class BrowserSession:
         ahead: dict[str, asyncio.Future] = held[1]
         pending = ahead.pop(req.url, None)
         if pending is None:
-            group = list(rule(req.url))
+            host = urlsplit(req.url).netloc  # never a read of another host's resource
+            group = [u for u in rule(req.url) if urlsplit(u).netloc == host]
             if req.url not in group:
                 return False
             for left in ahead.values():  # what an earlier group left unasked belongs to a page state that is gone
