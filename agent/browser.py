@@ -135,7 +135,7 @@ class BrowserSession:
     _idle: list[Page] = field(default_factory=list)
     _page_state: dict[int, dict[str, Any]] = field(default_factory=dict)
     _leases: dict[int, Lease] = field(default_factory=dict)  # id(page) -> lease, for blocked attribution
-    _ahead: dict[int, tuple[Page, dict[str, asyncio.Future]]] = field(default_factory=dict)  # read ahead, per page
+    _ahead: dict[Page, dict[str, asyncio.Future]] = field(default_factory=dict)  # per page: URL -> its read
 
     async def page(self) -> Page:
         """The current lease's page; outside a lease, the session's main page (created on first use)."""
@@ -244,11 +244,10 @@ class BrowserSession:
             page = req.frame.page
         except Exception:  # noqa: BLE001 - service worker or detached frame
             return False
-        held = self._ahead.get(id(page))
-        if held is None or held[0] is not page:  # (an id outlives its page: never another page's reads)
-            held = self._ahead[id(page)] = (page, {})
-            page.once("close", lambda _: self._ahead.pop(id(page), None))
-        ahead: dict[str, asyncio.Future] = held[1]
+        ahead = self._ahead.get(page)
+        if ahead is None:
+            ahead = self._ahead[page] = {}
+            page.once("close", lambda _: self._ahead.pop(page, None))
         pending = ahead.pop(req.url, None)
         if pending is None:
             host = urlsplit(req.url).netloc  # never a read of another host's resource
@@ -285,7 +284,8 @@ class BrowserSession:
                     lease: Lease | None) -> APIResponse:
         """One GET through the context's request client (its cookies), paced and counted like the page's
         own; redirects are not followed (the page gets the redirect itself and follows it)."""
-        await self._sent(_Get(url), is_counted(_Get(url)), lease)
+        get = _Get(url)
+        await self._sent(get, is_counted(get), lease)
         return await self.context.request.get(url, headers=headers, max_redirects=0, timeout=self.timeout_ms)
 
     def _blocked(self, req, entry: dict) -> None:

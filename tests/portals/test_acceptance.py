@@ -104,7 +104,9 @@ def actual(r) -> dict:
 
 
 async def logged_in(pool, adapter, sandbox, portal):
-    s = await pool.new_session(sandbox.url(portal), adapter.allowed_writes)
+    # the session the runner gives the adapter: with the adapter's read-ahead, if it names one
+    s = await pool.new_session(sandbox.url(portal), adapter.allowed_writes,
+                               read_ahead=getattr(adapter, "read_ahead", None))
     await adapter.login(s, creds(sandbox, portal))
     return s
 
