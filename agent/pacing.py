@@ -93,6 +93,11 @@ class TokenBucket:
         self._sent_at.append(now)
         self.sent += 1
 
+    def full_in_s(self) -> float:
+        """Seconds until the bucket holds its whole burst again (0: it does now)."""
+        self._refill()
+        return max(self.burst - self._tokens, 0.0) / self.rate_per_s
+
     def _refill(self) -> float:
         now = time.monotonic()
         self._tokens = min(self.burst, self._tokens + (now - self._at) * self.rate_per_s)
@@ -146,6 +151,11 @@ def pacer_for(base_url: str, username: str, limit_per_minute: int | None, margin
     if bucket is None or bucket.limit_per_minute != limit_per_minute or bucket.margin != margin:
         bucket = _PACERS[key] = TokenBucket(limit_per_minute, margin=margin)
     return bucket
+
+
+def existing_pacer(base_url: str, username: str) -> TokenBucket | None:
+    """The account's bucket in this event loop, if something has used it (benchmarks read its state)."""
+    return _PACERS.get((base_url.rstrip("/"), username, id(asyncio.get_running_loop())))
 
 
 def reset_pacers() -> None:

@@ -9,6 +9,11 @@ result, per portal, in three situations, on the sandbox's realistic latency (no 
   (one page), then the lookup;
 - cold: no saved session: a full login (password + MFA), then the lookup.
 
+Before each warm, restored and cold check the bench waits until the account's pacer holds its whole burst
+again (`_rested`: what the previous timed check spent, refilled; the seconds waited are printed): checks
+fired back to back at machine speed would measure the account's rate limit, not one check. The joined
+checks are not rested: they run against a sweep that keeps the pacer empty, which is what they measure.
+
 Prints p50/max seconds of each and the issue's bound: 2 x (counted pages per lookup x mean page latency), and
 beside it what the portal itself makes every lookup wait beyond its page latency (the sandbox's own
 constants: medicaid's inquiry response is ready 2 s after it is submitted; clearinghouse's five detail
@@ -29,6 +34,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
+from agent.pacing import existing_pacer
 from agent.runtime import Runtime
 from core.config import Settings
 from core.demo import SandboxProcess, onboard
@@ -73,6 +79,22 @@ def _forget_session(rt, account_id: int) -> None:
         s.commit()
 
 
+async def _rested(rt, account_id: int) -> float:
+    """Wait until the account's pacer holds its whole burst again; returns the seconds waited. A person (or
+    the PMS) asks for one claim now and then: the timed check must not pay for the budget the previous
+    timed check spent a moment before (checks fired back to back at machine speed are a sweep, and are
+    paced as one: commercial's 116 requests a minute give one five-request lookup every 2.6 s)."""
+    with rt.Session() as s:
+        acct = s.get(PortalAccount, account_id)
+        base_url, username = acct.base_url, acct.username
+    bucket = existing_pacer(base_url, username)
+    if bucket is None:
+        return 0.0
+    wait = bucket.full_in_s()
+    await asyncio.sleep(wait)
+    return wait
+
+
 async def _timed(runner, claim_id: int, returned: list[float] | None = None) -> float:
     """Seconds from the call to the stored result (the issue's measure: what an API caller waits for before
     it can read the result); `returned` gets the seconds until check_now returned (after the run's
@@ -104,14 +126,18 @@ async def run(runs: int, portals: tuple[str, ...] = PORTALS) -> dict:
             cold, restored, warm, joined = [], [], [], []
             returned: dict[str, list[float]] = {"cold": [], "restored": [], "warm": [], "joined": []}
             settings.keep_warm_s = 0  # no session kept open: each check opens its own
+            rested: list[float] = []
             for cid in probe[:runs]:  # cold: a full login each time
                 _forget_session(rt, account_id)
+                rested.append(await _rested(rt, account_id))
                 cold.append(await _timed(rt.runner(), cid, returned["cold"]))
             for cid in probe[runs: 2 * runs]:  # restored: the saved session of the last check
+                rested.append(await _rested(rt, account_id))
                 restored.append(await _timed(rt.runner(), cid, returned["restored"]))
             settings.keep_warm_s = WARM_S  # the API process: the last check's session stays open
             await _timed(rt.runner(), probe[2 * runs])  # the check that leaves it open (not timed)
             for cid in probe[2 * runs + 1: 3 * runs + 1]:
+                rested.append(await _rested(rt, account_id))
                 warm.append(await _timed(rt.runner(), cid, returned["warm"]))
             runner = rt.runner()  # joined: during a sweep of the same account, one runner (one process)
             sweep = asyncio.create_task(runner.sweep(portal_key=portal, claim_ids=sweep_ids, trigger="bench"))
@@ -130,7 +156,7 @@ async def run(runs: int, portals: tuple[str, ...] = PORTALS) -> dict:
             out[portal] = {"cold": cold, "restored": restored, "warm": warm, "joined": joined,
                            "returned": returned, "joined_during_sweep": still_running, "pages_per_lookup": pages,
                            "mean_page_latency_s": (lo + hi) / 2000, "bound_s": bound,
-                           "portal_wait_s": portal_wait_s()[portal]}
+                           "portal_wait_s": portal_wait_s()[portal], "rested_s": rested}
             checked = probe[: 3 * runs + 1 + len(joined)]
             with rt.Session() as s:  # every timed check stored its result
                 assert all(s.scalar(select(StatusObservation.id).where(StatusObservation.claim_id == c))
@@ -148,6 +174,9 @@ def main() -> None:
     if unknown := [p for p in portals if p not in PORTALS]:
         ap.error(f"--portals: unknown portal(s) {', '.join(unknown)} (known: {', '.join(PORTALS)})")
     res = asyncio.run(run(args.runs, portals))
+    for portal, r in res.items():
+        print(f"{portal}: waited {statistics.mean(r['rested_s']):.2f} s on average (max {max(r['rested_s']):.2f}) "
+              "before a timed check for the account's pacer to refill")
     print("seconds from the call to the stored result (p50, max), and until the call returned (p50: after the run's")
     print("bookkeeping); bound = 2 x pages x mean latency; + portal wait = the bound plus what the portal itself adds")
     print(f"{'portal':14}{'situation':10}{'n':>3}{'p50 s':>8}{'max s':>8}{'returned':>9}{'bound s':>9}{'+ portal wait':>15}")
