@@ -79,6 +79,32 @@ def limit_per_account(sb) -> dict[str, float | None]:
     return out
 
 
+def limit_per_account_for(per_account: dict[str, float | None], claims: list[dict], gt: dict
+                          ) -> dict[str, float | None]:
+    """`limit_per_account` for these very claims: each portal's plain limit scaled by its requests per
+    plain lookup over the fewest its claims need on average (`extra_requests`)."""
+    payers = {x["id"]: x for x in gt["payers"]}
+    truth = {c["claim_id"]: c for c in gt["claims"]}
+    out = {}
+    for p, lim in per_account.items():
+        _, rpl = declared(p)
+        mine = [truth[c["claim_id"]] for c in claims if c["portal"] == p]
+        if not lim or not rpl or not mine:
+            out[p] = lim
+            continue
+        out[p] = lim * rpl / (rpl + sum(extra_requests(c, payers) for c in mine) / len(mine))
+    return out
+
+
+def pick_mix(gt: dict, n: int, mix: str, per_account: dict[str, float | None]) -> tuple[dict[str, int], list[dict]]:
+    """Claims per portal and the claims. With `limit`, in proportion to each portal's limit for the claims
+    it gets (the plain limit picks them, their own needs then set the proportion: one step)."""
+    counts = claims_mix(n, mix, per_account)
+    if mix == "limit":
+        counts = claims_mix(n, mix, limit_per_account_for(per_account, pick_claims(gt, counts), gt))
+    return counts, pick_claims(gt, counts)
+
+
 def world_size(per_portal: int) -> int:
     # ORG1 holds ~11% of each portal's visible claims (seed 7): keep a margin
     return max(500, per_portal * 14)
@@ -399,8 +425,30 @@ def figures(kind: str, run: dict, claims: list[dict], truth: dict[str, dict], ac
     return {"per_portal": per, "overall": overall}
 
 
-def limits(sb, per_portal_measured: dict, k: int) -> dict:
+def extra_requests(claim: dict, payers: dict[str, dict]) -> int:
+    """Counted requests this claim's lookup needs beyond a plain lookup (the adapter's `requests_per_lookup`),
+    from the sandbox's own rules and ground truth, not from what the agent did: the clearinghouse shows the
+    reasons of a payer that returns none with claim status (`remit_viewer_only`) only in its remittance
+    viewer, once the claim is adjudicated (fixtures/clearinghouse/templates/card_codes.html: "Open the
+    remittance viewer"; the viewer is one counted GET /remit, fixtures/clearinghouse/remit.py). No other
+    claim of the three portals needs more than a plain lookup. (The viewer's step-up, three requests once
+    per login, is a cost of the session, like the sign-in, not of a claim.)"""
+    if claim["portal"] == "clearinghouse" and payers[claim["payer_id"]].get("remit_viewer_only") \
+            and claim["status_category"].startswith("F"):
+        return 1
+    return 0
+
+
+def limits(sb, per_portal_measured: dict, k: int, claims: list[dict] | None = None,
+           gt: dict | None = None) -> dict:
+    """Per portal: the most claims a minute `k` accounts can ever get = k x rate limit / requests per claim,
+    where requests per claim is the fewest counted requests the lookup of each claim swept needs, averaged
+    over those claims (`limit_claims_per_min`); and the same with every claim a plain lookup
+    (`limit_plain_claims_per_min`: the adapter's `requests_per_lookup`, the fewest any lookup needs; higher
+    than any mix with claims that need more can reach)."""
     faults = sb.control.get("/control/faults").json()
+    payers = {x["id"]: x for x in (gt or {}).get("payers", [])}
+    truth = {c["claim_id"]: c for c in (gt or {}).get("claims", [])}
     out = {}
     for p in PORTALS:
         rate = faults["rate_limit_per_minute"].get(p)
@@ -409,10 +457,16 @@ def limits(sb, per_portal_measured: dict, k: int) -> dict:
         if not rpl:
             rpl = per_portal_measured[p]["counted_requests_per_claim"]
             source = "measured"
+        mine = [truth[c["claim_id"]] for c in (claims or []) if c["portal"] == p and c["claim_id"] in truth]
+        extra = sum(extra_requests(c, payers) for c in mine)
+        per_claim = (rpl + extra / len(mine)) if mine and rpl else rpl
         out[p] = {"rate_limit_per_minute": rate, "adapter_rate_limit": dec_rate, "requests_per_lookup": rpl,
                   "requests_per_lookup_from": source, "accounts": k,
-                  "limit_claims_per_min": (rate / rpl * k) if rate and rpl else None}
-    out["overall"] = {"limit_claims_per_min": sum(v["limit_claims_per_min"] or 0 for v in out.values())}
+                  "extra_requests_needed": extra, "fewest_requests_per_claim": per_claim,
+                  "limit_claims_per_min": (rate / per_claim * k) if rate and per_claim else None,
+                  "limit_plain_claims_per_min": (rate / rpl * k) if rate and rpl else None}
+    out["overall"] = {key: sum(v[key] or 0 for v in out.values())
+                      for key in ("limit_claims_per_min", "limit_plain_claims_per_min")}
     return out
 
 
@@ -436,7 +490,9 @@ def ratios(report: dict) -> dict:
 
     return {p: {"agent_over_naive": ratio(cpm("agent", p), cpm("naive", p)),
                 "agent_over_limit": ratio(cpm("agent", p), lim[p]["limit_claims_per_min"]),
-                "agent_over_limit_after_sign_in": ratio(after(p), lim[p]["limit_claims_per_min"])}
+                "agent_over_limit_after_sign_in": ratio(after(p), lim[p]["limit_claims_per_min"]),
+                "agent_over_plain_limit": ratio(cpm("agent", p), lim[p].get("limit_plain_claims_per_min")),
+                "agent_over_plain_limit_after_sign_in": ratio(after(p), lim[p].get("limit_plain_claims_per_min"))}
             for p in (*PORTALS, "overall")}
 
 
@@ -471,19 +527,26 @@ def print_comparison(report: dict) -> None:
     lim, runs = report["limits"], report["runs"]
     print("\n== agent vs naive and vs the portals' limit (claims/min)")
     print(f"{'portal':14}{'naive':>8}{'agent':>8}{'limit':>8}{'a/naive':>9}{'a/limit':>9}{'signed in':>10}"
-          f"{'a/limit':>9}  requests/lookup")
-    print(f"{'':14}{'':>8}{'':>8}{'':>8}{'':>9}{'':>9}{'cl/min':>10}{'signed in':>9}")
+          f"{'a/limit':>9}{'plain':>8}{'a/plain':>9}  fewest requests a claim")
+    print(f"{'':14}{'':>8}{'':>8}{'':>8}{'':>9}{'':>9}{'cl/min':>10}{'signed in':>9}{'limit':>8}{'':>9}")
     for p in (*PORTALS, "overall"):
         a = runs["agent"]["per_portal"][p] if p != "overall" else runs["agent"]["overall"]
         nv = (runs["naive"]["per_portal"][p] if p != "overall" else runs["naive"]["overall"]) \
             if "naive" in runs else {"claims_per_min": None}
         lp = lim[p]
-        src = f"{_fmt(lp.get('requests_per_lookup'))} ({lp.get('requests_per_lookup_from')})" if p != "overall" else ""
+        src = (f"{_fmt(lp.get('fewest_requests_per_claim'), 2)} = {_fmt(lp.get('requests_per_lookup'))} "
+               f"({lp.get('requests_per_lookup_from')}) + {lp.get('extra_requests_needed')} remittance reads"
+               if p != "overall" else "")
         print(f"{p:14}{_fmt(nv['claims_per_min']):>8}{_fmt(a['claims_per_min']):>8}"
               f"{_fmt(lp['limit_claims_per_min']):>8}{_fmt(ratio(a['claims_per_min'], nv['claims_per_min']), 2):>9}"
               f"{_fmt(ratio(a['claims_per_min'], lp['limit_claims_per_min']), 2):>9}"
               f"{_fmt(a.get('claims_per_min_after_sign_in')):>10}"
-              f"{_fmt(ratio(a.get('claims_per_min_after_sign_in'), lp['limit_claims_per_min']), 2):>9}  {src}")
+              f"{_fmt(ratio(a.get('claims_per_min_after_sign_in'), lp['limit_claims_per_min']), 2):>9}"
+              f"{_fmt(lp.get('limit_plain_claims_per_min')):>8}"
+              f"{_fmt(ratio(a['claims_per_min'], lp.get('limit_plain_claims_per_min')), 2):>9}  {src}")
+    print("  limit = rate limit / the fewest counted requests each claim swept needs (a plain lookup, + 1 for a\n"
+          "  clearinghouse claim whose reasons only the remittance viewer shows); plain limit = every claim a plain\n"
+          "  lookup (the adapter's requests_per_lookup), which a mix with such claims cannot reach")
 
 
 # ---------------------------------------------------------------- on-demand check (CLI) timing
@@ -575,9 +638,8 @@ def main(argv: list[str] | None = None) -> int:
             truth = {c["claim_id"]: c for c in gt["claims"]}
             all_accounts = sb.control.get("/control/accounts").json()
             per_account = limit_per_account(sb)
-            mix = claims_mix(a.claims, a.mix, per_account)
+            mix, claims = pick_mix(gt, a.claims, a.mix, per_account)
             report["config"]["claims_per_portal"] = mix
-            claims = pick_claims(gt, mix)
             report["config"]["claim_number_searches"] = sum(
                 1 for c in claims if c["payer_claim_number"] and knows_claim_number(c["claim_id"]))
             log(f"sandbox up: {len(claims)} claims of {ORG} ({report['config']['claim_number_searches']} by claim "
@@ -597,7 +659,7 @@ def main(argv: list[str] | None = None) -> int:
                 ag = run_agent(sb, gt, claims, accounts_for(a.accounts), work, log)
                 report["runs"]["agent"] = figures("agent", ag, claims, truth, ag["locked"], a.accounts)
                 print_run(f"portal-agent sweep ({a.accounts} account(s) per portal)", report["runs"]["agent"])
-                report["limits"] = limits(sb, report["runs"]["agent"]["per_portal"], a.accounts)
+                report["limits"] = limits(sb, report["runs"]["agent"]["per_portal"], a.accounts, claims, gt)
                 report["ratios"] = ratios(report)
                 print_comparison(report)
                 if a.on_demand:
@@ -605,7 +667,7 @@ def main(argv: list[str] | None = None) -> int:
                     report["on_demand"] = on_demand(ag["data_dir"], claims, truth, a.on_demand_runs, log)
             if a.scaling:
                 report["scaling"] = scaling(sb, gt, truth, all_accounts,
-                                            claims_mix(a.scaling_claims, a.mix, per_account), work, log)
+                                            pick_mix(gt, a.scaling_claims, a.mix, per_account)[0], work, log)
     finally:
         if a.json:
             Path(a.json).write_text(json.dumps(report, indent=1, default=str))
@@ -622,7 +684,7 @@ def scaling(sb, gt: dict, truth: dict, all_accounts: list[dict], per_portal: dic
         log(f"scaling: agent with {k} account(s) per portal, {len(claims)} claims")
         ag = run_agent(sb, gt, claims, accts, work, log, tag=f"scale{k}")
         f = figures("agent", ag, claims, truth, ag["locked"], k)
-        lim = limits(sb, f["per_portal"], k)
+        lim = limits(sb, f["per_portal"], k, claims, gt)
         o = f["overall"]
         per_ratio = {p: ratio(f["per_portal"][p]["claims_per_min"], lim[p]["limit_claims_per_min"]) for p in PORTALS}
         busy = o["cpu_s"] / (o["wall_s"] * (os.cpu_count() or 2)) if o["wall_s"] else None

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from bench.measure import percentile
-from bench.sweep import PORTALS, agent_checks, claims_mix, naive_checks
+from bench.sweep import PORTALS, agent_checks, claims_mix, extra_requests, naive_checks, pick_claims, pick_mix
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -48,6 +48,35 @@ def test_claims_mix_in_proportion_to_the_limits():
     assert claims_mix(7, "equal", lim) == {p: 7 for p in PORTALS}
     # a portal without a known limit: no proportion to keep
     assert claims_mix(7, "limit", {**lim, "commercial": None}) == {p: 7 for p in PORTALS}
+
+
+def test_extra_requests_are_the_clearinghouse_claims_whose_codes_card_sends_to_the_remittance_viewer():
+    """The bench's per-claim rule, checked claim by claim against what the portal's codes card renders
+    (fixtures/clearinghouse/templates/card_codes.html: the remittance viewer link for a payer that returns no
+    reasons with claim status, once the claim is adjudicated)."""
+    from fixtures.clearinghouse.labels import claim_view
+    from fixtures.world.world import World
+
+    world = World(7, 500)
+    gt = world.ground_truth()
+    payers = {p["id"]: p for p in gt["payers"]}
+    needs = {c["claim_id"]: extra_requests(c, payers) for c in gt["claims"]}
+    viewer = {cid: int(v["remit_viewer_only"] and v["adjudicated"])
+              for cid, v in ((c["claim_id"], claim_view(world, world.claims[c["claim_id"]]))
+                             for c in gt["claims"] if c["portal"] == "clearinghouse")}
+    assert sum(viewer.values()) > 10  # the world has such claims
+    assert {cid: needs[cid] for cid in viewer} == viewer
+    assert all(needs[c["claim_id"]] == 0 for c in gt["claims"] if c["portal"] != "clearinghouse")
+    # the mix in proportion to each portal's limit for its own claims: the clearinghouse's is lower than
+    # its plain limit (some of its claims need 7 requests), so it gets fewer claims than the plain mix gives
+    plain = {"clearinghouse": 40.0, "commercial": 24.0, "medicaid": 45.0}
+    counts, claims = pick_mix(gt, 30, "limit", plain)
+    assert counts["medicaid"] == 30 and counts["commercial"] == 16
+    first = [c for c in pick_claims(gt, claims_mix(30, "limit", plain)) if c["portal"] == "clearinghouse"]
+    extra = sum(needs[c["claim_id"]] for c in first)
+    assert extra > 0
+    assert counts["clearinghouse"] == round(30 * (40 * 6 / (6 + extra / len(first))) / 45) < 27
+    assert len(claims) == sum(counts.values())
 
 
 def test_percentile_nearest_rank():
