@@ -361,14 +361,14 @@ class SweepRunner:
         creds = acct_repo.credentials(self.vault, acct)
         delay = self.settings.retry_backoff_s
         error: PortalError | None = None
-        for attempt in range(1, self.settings.max_attempts + 1):
+        for attempt in range(1, self.settings.login_attempts + 1):
             try:  # a 5xx or dropped connection during sign-in is retried; a refusal never is
                 await adapter.login(session, creds)
                 error = None
                 break
             except PortalError as e:
                 error = e
-                if isinstance(e, AccountError) or not e.retryable or attempt == self.settings.max_attempts:
+                if isinstance(e, AccountError) or not e.retryable or attempt == self.settings.login_attempts:
                     break
                 summary.counts["login_retries"] += 1
                 await asyncio.sleep(delay)

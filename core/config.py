@@ -73,6 +73,11 @@ class Settings(BaseSettings):
     canary_reads: int = 3  # identical reads before a candidate canary claim is trusted
     max_attempts: int = 3  # per claim per sweep, for retryable errors
     retry_backoff_s: float = 1.0  # first retry delay; doubles each attempt
+    # sign-in attempts per login when a step fails retryably (5xx, dropped connection, page cut short): a
+    # login is ~10 requests, so a portal failing a few % of requests fails whole logins far more often than
+    # lookups, and a login given up stops every claim of the account left in the sweep. Refusals (password,
+    # MFA, lockout) are never retried. Backoff as above: 1+2+4+8 s at most between five attempts.
+    login_attempts: int = 5
     breaker_threshold: int = 5  # consecutive portal-level failures that stop a portal's sweep
     lockout_window_minutes: int = 60
     # seconds a logged-in session is kept open after a sweep or check of its account, for the next check

@@ -122,6 +122,64 @@ async def test_lockout_guard_never_sends_a_second_bad_password(sandbox, onboarde
     assert summary.errors["AccountStopped"] > 0
 
 
+def _login_failing(base: type, times: int) -> type:
+    """The adapter with its sign-in cut short by a portal 5xx the first `times` logins (of the process)."""
+    from portals.base import PortalUnavailable
+
+    class Flaky(base):
+        failed = 0
+
+        async def login(self, session, creds):
+            if Flaky.failed < times:
+                Flaky.failed += 1
+                raise PortalUnavailable("the portal answered 503 during sign-in")
+            await super().login(session, creds)
+
+    return Flaky
+
+
+@pytest.mark.timeout(600)
+async def test_a_login_cut_short_by_5xx_is_retried_up_to_login_attempts(sandbox, onboarded):
+    """Four sign-ins failing with a 5xx in a row (past max_attempts = 3): the fifth logs in and every claim is
+    checked; a portal that keeps failing stops the account after login_attempts, each claim failed with the
+    reason, and the account is not marked for attention (a 5xx is not a refusal)."""
+    from portals.base import registry
+
+    rt = onboarded
+    rt.settings.retry_backoff_s = 0.01
+    assert rt.settings.login_attempts == 5 > rt.settings.max_attempts
+    ids = [i for i in _all_ids(rt) if i in _portal_ids(rt, "commercial")][:3]
+    adapters = {**registry(), "commercial": _login_failing(registry()["commercial"], 4)}
+    summary = await rt.runner(adapters=adapters).sweep(claim_ids=ids, trigger="test")
+    assert summary.counts["checked"] == 3 and summary.counts["login_retries"] == 4
+    assert summary.counts["logins"] == 1
+    adapters = {**registry(), "commercial": _login_failing(registry()["commercial"], 99)}
+    from store import accounts as acct_repo
+
+    with rt.Session() as s:  # no saved session to restore: the next sweep must log in
+        for a in s.scalars(select(PortalAccount).where(PortalAccount.portal_key == "commercial")):
+            acct_repo.save_state(rt.vault, a, None)
+        s.commit()
+    summary = await rt.runner(adapters=adapters).sweep(claim_ids=ids, trigger="test")
+    await rt.aclose()
+    assert adapters["commercial"].failed == 5
+    assert summary.counts["checked"] == 0 and summary.errors["AccountStopped"] == 3
+    assert summary.errors["login.PortalUnavailable"] == 1
+    with rt.Session() as s:
+        acct = s.scalars(select(PortalAccount).where(PortalAccount.portal_key == "commercial")).first()
+        assert acct.status != "needs_attention"
+        reasons = {f.message for f in s.scalars(select(CheckFailure).where(CheckFailure.claim_id.in_(ids)))}
+    assert reasons == {"login failed: PortalUnavailable"}
+
+
+def _portal_ids(rt, portal: str) -> set[int]:
+    from store.models import Payer
+
+    with rt.Session() as s:
+        return set(s.scalars(select(Claim.id).join(Payer, Payer.id == Claim.payer_id)
+                             .where(Payer.portal_key == portal)))
+
+
 async def test_layout_drift_stops_the_portal_with_evidence(sandbox, onboarded):
     rt = onboarded
     rt.settings.breaker_threshold = 2
