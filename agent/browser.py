@@ -396,6 +396,15 @@ class BrowserPool:
                 self._browser = await self._pw.chromium.launch(**kwargs)
             return self._browser
 
+    async def session_for(self, adapter: Any, base_url: str, *, pacer: TokenBucket | None = None,
+                          storage_state: dict | None = None, recycle_after: int = 0) -> BrowserSession:
+        """The session an adapter works in: its declared writes allowed (nothing else), its counted requests
+        paced by `pacer`, its read-ahead groups read ahead. What the runner, the tests and the benches use,
+        so none of them forgets a part of what the adapter declares."""
+        return await self.new_session(base_url, adapter.allowed_writes, storage_state=storage_state, pacer=pacer,
+                                      counted=getattr(adapter, "counted_requests", ()),
+                                      recycle_after=recycle_after, read_ahead=getattr(adapter, "read_ahead", None))
+
     async def new_session(self, base_url: str, allowed_writes: Sequence[RequestPattern],
                           storage_state: dict | None = None, block_resources: bool = True,
                           timeout_ms: int = 20_000, pacer: TokenBucket | None = None,

@@ -323,10 +323,8 @@ class SweepRunner:
         state = acct_repo.saved_state(self.vault, acct)
         pacer = pacer_for(acct.base_url, acct.username, self._rate_limit(adapter, acct.portal_key),
                           margin=getattr(adapter, "rate_margin", 4))
-        run.session = await self.pool.new_session(
-            acct.base_url, adapter.allowed_writes, storage_state=state, pacer=pacer,
-            counted=getattr(adapter, "counted_requests", ()), recycle_after=self.settings.recycle_context_every,
-            read_ahead=getattr(adapter, "read_ahead", None))
+        run.session = await self.pool.session_for(adapter, acct.base_url, storage_state=state, pacer=pacer,
+                                                  recycle_after=self.settings.recycle_context_every)
         if state is not None:
             try:
                 if await adapter.verify(run.session):

@@ -30,7 +30,7 @@ async def shoot(out: Path) -> None:
                      and c["payer_id"] != "KMI")
             a = next(x for x in accounts if x["portal"] == key)
             adapter = adapter_cls()
-            s = await pool.new_session(sb.urls[key], adapter.allowed_writes)
+            s = await pool.session_for(adapter, sb.urls[key])
             await adapter.login(s, Credentials(username=a["username"], password=a["password"],
                                                totp_secret=a["totp_secret"]))
             m = members[c["member_id"]]

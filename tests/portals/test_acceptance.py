@@ -104,9 +104,7 @@ def actual(r) -> dict:
 
 
 async def logged_in(pool, adapter, sandbox, portal):
-    # the session the runner gives the adapter: with the adapter's read-ahead, if it names one
-    s = await pool.new_session(sandbox.url(portal), adapter.allowed_writes,
-                               read_ahead=getattr(adapter, "read_ahead", None))
+    s = await pool.session_for(adapter, sandbox.url(portal))  # the session the runner gives the adapter
     await adapter.login(s, creds(sandbox, portal))
     return s
 
@@ -118,7 +116,7 @@ async def test_login_and_verify(sandbox, pool, adapter, portal):
         assert s.blocked == [], "login needed a request the adapter did not declare"
     finally:
         await s.close()
-    fresh = await pool.new_session(sandbox.url(portal), adapter.allowed_writes)
+    fresh = await pool.session_for(adapter, sandbox.url(portal))
     try:
         assert not await adapter.verify(fresh)
     finally:
@@ -126,7 +124,7 @@ async def test_login_and_verify(sandbox, pool, adapter, portal):
 
 
 async def test_bad_password_is_rejected_once(sandbox, pool, adapter, portal):
-    s = await pool.new_session(sandbox.url(portal), adapter.allowed_writes)
+    s = await pool.session_for(adapter, sandbox.url(portal))
     bad = creds(sandbox, portal).model_copy(update={"password": "wrong-password-1!"})
     try:
         with pytest.raises(LoginRejected):

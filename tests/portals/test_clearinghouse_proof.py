@@ -57,13 +57,12 @@ def adapter():
 
 
 async def logged_in(pool, adapter, sandbox, *, counted: bool = False, paced: bool = False):
-    kw = {}
+    pacer = None
     if counted:  # a bucket that never holds: only to count what the adapter declares as counted
-        kw = {"pacer": TokenBucket(10**9), "counted": adapter.counted_requests}
+        pacer = TokenBucket(10**9)
     elif paced:  # lookups in flight: paced under the portal's limit as the agent does, or the challenge fires
-        kw = {"pacer": TokenBucket(adapter.rate_limit_per_minute, margin=getattr(adapter, "rate_margin", 4)),
-              "counted": adapter.counted_requests}
-    s = await pool.new_session(sandbox.url(P), adapter.allowed_writes, read_ahead=adapter.read_ahead, **kw)
+        pacer = TokenBucket(adapter.rate_limit_per_minute, margin=getattr(adapter, "rate_margin", 4))
+    s = await pool.session_for(adapter, sandbox.url(P), pacer=pacer)
     await adapter.login(s, creds(sandbox, P))
     return s
 

@@ -105,8 +105,7 @@ def switches(sandbox, **on: bool) -> None:
 
 
 async def logged_in(pool, sandbox, adapter, pacer=None):
-    s = await pool.new_session(sandbox.url(P), adapter.allowed_writes, pacer=pacer,
-                               counted=adapter.counted_requests)
+    s = await pool.session_for(adapter, sandbox.url(P), pacer=pacer)
     await adapter.login(s, creds(sandbox))
     return s
 

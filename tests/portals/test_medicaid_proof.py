@@ -93,8 +93,7 @@ def assert_is_claim(r, c: dict) -> None:
 
 
 async def logged_in(pool, adapter, sandbox, pacer: TokenBucket | None = None):
-    s = await pool.new_session(sandbox.url(PORTAL), adapter.allowed_writes, pacer=pacer,
-                               counted=adapter.counted_requests)
+    s = await pool.session_for(adapter, sandbox.url(PORTAL), pacer=pacer)
     await adapter.login(s, creds(sandbox))
     return s
 
