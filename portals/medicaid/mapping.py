@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 
-from portals.base import AccountLocked, LoginRejected, NeedsAttention, PortalDrift, PortalError
+from portals.base import AccountLocked, LoginRejected, NeedsAttention, PortalDrift, PortalError, SessionExpired
 
 # Claim status label (as printed on Claim Detail) -> (277 category, 277 status code).
 # F2's code depends on the denial reason (DENIAL_STATUS_CODES); A3/A6/A7's on the edit (REJECTION_EDITS).
@@ -65,6 +65,15 @@ LOGIN_MESSAGES: tuple[tuple[str, type[PortalError], str], ...] = (
     ("account is locked", AccountLocked, "account is locked"),
     ("deactivated", NeedsAttention, "account deactivated (inactivity)"),
     ("invalid user id or password", LoginRejected, "user id or password rejected"),
+    # the session being signed in ended before it reached the home page (the portal sends the browser back
+    # to its login page and says why): nothing was refused, a new sign-in may pass
+    ("session has expired", SessionExpired, "the session ended while signing in (expired)"),
+    ("session has timed out", SessionExpired, "the session ended while signing in (timed out)"),
+    ("signed in elsewhere", SessionExpired, "the session ended while signing in (the user ID signed in "
+                                            "elsewhere)"),
+    ("you have been logged out", SessionExpired, "the session ended while signing in (logged out)"),
+    # the password on file is no longer the portal's: a person must enter the new one (never retried)
+    ("password has been changed", NeedsAttention, "the portal says the password was changed"),
 )
 
 NA = "N/A"

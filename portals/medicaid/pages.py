@@ -186,6 +186,7 @@ class LoginPage(MmisPage):
         self.log_in = page.get_by_role("button", name="Log In", exact=True)
         self.accept_terms = page.get_by_role("button", name="I Accept", exact=True)
         self.remind_later = page.get_by_role("button", name="Remind Me Later", exact=True)
+        self.notice = page.locator(".InfoMessage")
 
     async def open(self) -> None:
         await self.goto(LOGIN, in_login=True)
@@ -197,7 +198,10 @@ class LoginPage(MmisPage):
         return await self.submit(await require(self.log_in, "login: Log In button"), in_login=True)
 
     async def login_message(self) -> str:
-        return " ".join(t.strip() for t in await self.error_message.all_inner_texts())
+        """What the login page says: its error (a refusal) and its notice (why a session ended, e.g. one
+        that expired while signing in: the portal sends the browser back here with the reason)."""
+        texts = await self.error_message.all_inner_texts() + await self.notice.all_inner_texts()
+        return " ".join(t.strip() for t in texts)
 
     async def accept_terms_of_use(self) -> str:
         return await self.submit(await require(self.accept_terms, "terms of use: I Accept"), in_login=True)

@@ -16,7 +16,7 @@ import pytest
 from agent.pacing import TokenBucket
 from agent.proof import unproven
 from portals import load_adapters
-from portals.base import AmbiguousClaim, ClaimMismatch, ClaimNotFound, ClaimQuery, Credentials
+from portals.base import AmbiguousClaim, ClaimMismatch, ClaimNotFound, ClaimQuery, Credentials, SessionExpired
 from portals.medicaid.mapping import icn, normalize_claim_number
 
 PORTAL = "medicaid"
@@ -120,6 +120,26 @@ async def test_requests_per_lookup_matches_the_portals_counter(sandbox, pool, ad
         assert s.counted - before == server, "counted_requests does not match what the portal counts"
         assert not sandbox.counters().get("medicaid.response_not_ready")
     finally:
+        await s.close()
+
+
+# ---------------------------------------------------------------- sign-in
+@pytest.mark.slow
+async def test_a_session_ended_while_signing_in_is_retryable_not_drift(sandbox, pool, adapter):
+    """The portal ends the new session before the home page (here: every authenticated page expires it) and
+    sends the browser back to its login page with a notice ("Your session has expired..."), no error: a
+    retryable SessionExpired the runner signs in again after, not drift that would stop the account."""
+    sandbox.faults(None, session_expiry_rate=1.0)
+    s = await pool.session_for(adapter, sandbox.url(PORTAL))
+    try:
+        with pytest.raises(SessionExpired, match="expired") as e:
+            await adapter.login(s, creds(sandbox))
+        assert e.value.retryable
+        sandbox.faults(None, session_expiry_rate=0.0)
+        await adapter.login(s, creds(sandbox))  # and a new sign-in passes
+        assert await adapter.verify(s)
+    finally:
+        sandbox.faults(None, session_expiry_rate=0.0)
         await s.close()
 
 
