@@ -37,6 +37,11 @@ class TokenBucket:
     # tokens (and places in the window) other requests leave to an urgent lookup under way: as many as a
     # lookup may ask at once (a search, then a detail's cards read ahead together), at most burst - 1
     reserve: int = 5
+    # tokens and places in the window the non-urgent requests (a sweep's) ALWAYS leave free, so that an
+    # on-demand check arriving while a sweep runs at the limit finds its requests' budget at once. 0 by
+    # default: the sweep then runs at the limit, and a check joined to it waits for the tokens it needs
+    # (the portal's minute is full). With it, a long sweep's sustained rate is (cap - standing) a minute.
+    standing: int = 0
     _tokens: float = field(init=False)
     _at: float = field(init=False)
     _sent_at: deque = field(init=False)  # send times within the last window (debited ones included)
@@ -53,6 +58,7 @@ class TokenBucket:
         self._sent_at = deque()
         self._waiting = (deque(), deque())
         self.reserve = max(0, min(self.reserve, self.burst - 1))
+        self.standing = max(0, min(self.standing, self.burst - 1, self.cap - 1))
 
     @property
     def cap(self) -> int:
@@ -108,7 +114,7 @@ class TokenBucket:
 
     def _serve(self) -> None:
         now = self._refill()
-        holds = (0, self.reserve if self._urgent_lookups else 0)  # (urgent, others)
+        holds = (0, max(self.standing, self.reserve if self._urgent_lookups else 0))  # (urgent, others)
         for queue, hold in zip(self._waiting, holds, strict=True):
             while queue and self._tokens >= 1 + hold - 1e-9 and len(self._sent_at) < self.cap - hold:
                 fut = queue.popleft()
@@ -142,14 +148,17 @@ class TokenBucket:
 _PACERS: dict[tuple[str, str, int], TokenBucket] = {}
 
 
-def pacer_for(base_url: str, username: str, limit_per_minute: int | None, margin: int = 4) -> TokenBucket | None:
+def pacer_for(base_url: str, username: str, limit_per_minute: int | None, margin: int = 4,
+              standing: int = 0) -> TokenBucket | None:
     """The account's shared bucket (created on first use); None when the portal declares no limit."""
     if not limit_per_minute:
         return None
     key = (base_url.rstrip("/"), username, id(asyncio.get_running_loop()))
     bucket = _PACERS.get(key)
     if bucket is None or bucket.limit_per_minute != limit_per_minute or bucket.margin != margin:
-        bucket = _PACERS[key] = TokenBucket(limit_per_minute, margin=margin)
+        bucket = _PACERS[key] = TokenBucket(limit_per_minute, margin=margin, standing=standing)
+    elif standing != bucket.standing:  # a setting changed: same books, the new share kept free
+        bucket.standing = max(0, min(standing, bucket.burst - 1, bucket.cap - 1))
     return bucket
 
 

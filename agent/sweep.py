@@ -322,7 +322,7 @@ class SweepRunner:
                 return ""
         state = acct_repo.saved_state(self.vault, acct)
         pacer = pacer_for(acct.base_url, acct.username, self._rate_limit(adapter, acct.portal_key),
-                          margin=getattr(adapter, "rate_margin", 4))
+                          margin=getattr(adapter, "rate_margin", 4), standing=self.settings.on_demand_reserve)
         run.session = await self.pool.session_for(adapter, acct.base_url, storage_state=state, pacer=pacer,
                                                   recycle_after=self.settings.recycle_context_every)
         if state is not None:

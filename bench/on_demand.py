@@ -20,7 +20,11 @@ constants: medicaid's inquiry response is ready 2 s after it is submitted; clear
 cards each "retrieve" 0.1-0.3 s (the portal's script asks for them one after another; the agent reads them
 ahead, at once, so a lookup waits for the slowest of five); commercial's four cards 0.15-0.45 s, at once).
 
-    .venv/bin/python -m bench.on_demand [--runs 5] [--portals clearinghouse,commercial,medicaid]
+    .venv/bin/python -m bench.on_demand [--runs 5] [--portals clearinghouse,commercial,medicaid] [--reserve 5]
+
+`--reserve N` sets `Settings.on_demand_reserve` (agent/pacing.py `standing`): the sweep a joined check runs
+beside always leaves N of the account's tokens and places in the portal's minute free, so the check's first N
+requests go at once (by default the sweep runs at the limit and the check waits for the tokens it needs).
 """
 
 from __future__ import annotations
@@ -108,13 +112,13 @@ async def _timed(runner, claim_id: int, returned: list[float] | None = None) -> 
     return summary.stored_at[claim_id] - t0
 
 
-async def run(runs: int, portals: tuple[str, ...] = PORTALS) -> dict:
+async def run(runs: int, portals: tuple[str, ...] = PORTALS, reserve: int = 0) -> dict:
     out: dict[str, dict] = {}
     with SandboxProcess(size=2000, profile="realistic") as sb, tempfile.TemporaryDirectory() as tmp:
         faults = sb.control.put("/control/faults", json={"profile": "realistic", "overrides": {
             "error_rate": 0, "drop_rate": 0, "partial_rate": 0, "session_expiry_rate": 0}}).json()
         lo, hi = faults["latency_ms"]
-        settings = Settings(data_dir=Path(tmp), database_url="")
+        settings = Settings(data_dir=Path(tmp), database_url="", on_demand_reserve=reserve)
         rt = Runtime.start(settings)
         onboard(rt.Session, rt.vault, sb.control, sb.urls)
         adapters = load_adapters()
@@ -169,11 +173,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=5, help="checks per situation and portal")
     ap.add_argument("--portals", default=",".join(PORTALS), help="comma-separated portal keys")
+    ap.add_argument("--reserve", type=int, default=0,
+                    help="Settings.on_demand_reserve: requests of each account's budget sweeps leave free for checks")
     args = ap.parse_args()
     portals = tuple(p.strip() for p in args.portals.split(",") if p.strip())
     if unknown := [p for p in portals if p not in PORTALS]:
         ap.error(f"--portals: unknown portal(s) {', '.join(unknown)} (known: {', '.join(PORTALS)})")
-    res = asyncio.run(run(args.runs, portals))
+    res = asyncio.run(run(args.runs, portals, args.reserve))
+    print(f"on_demand_reserve = {args.reserve} (requests of each account's budget a sweep leaves free for checks)")
     for portal, r in res.items():
         print(f"{portal}: waited {statistics.mean(r['rested_s']):.2f} s on average (max {max(r['rested_s']):.2f}) "
               "before a timed check for the account's pacer to refill")

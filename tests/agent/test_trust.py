@@ -231,6 +231,43 @@ async def test_token_bucket_keeps_a_reserve_for_an_urgent_lookup_under_way():
     assert bucket.sent == 32 and time.monotonic() - t0 < 3.0
 
 
+async def _check_during_long_sweep(standing: int) -> tuple[list[float], list[float]]:
+    """A sweep that has run longer than the window (1 s here, the portal's minute in life), then a check's
+    two requests: (the check's waits, the sweep's send times)."""
+    bucket = TokenBucket(20 + 2, burst=4, margin=2, window_s=1.0, standing=standing)  # cap 20 in any second
+    stamps: list[float] = []
+    t0 = time.monotonic()
+
+    async def sweep_request() -> None:
+        await bucket.acquire()
+        stamps.append(time.monotonic() - t0)
+
+    sweep = [asyncio.create_task(sweep_request()) for _ in range(60)]
+    await asyncio.sleep(1.6)  # past the window: the window is what binds now, not the bucket
+    waits = []
+    with bucket.urgent_lookup():
+        for _ in range(2):
+            t1 = time.monotonic()
+            await bucket.acquire(urgent=True)
+            waits.append(time.monotonic() - t1)
+    for task in sweep:
+        task.cancel()
+    await asyncio.gather(*sweep, return_exceptions=True)
+    return waits, stamps
+
+
+async def test_token_bucket_standing_reserve_keeps_a_checks_budget_free_in_a_long_sweep():
+    """on_demand_reserve: a sweep past the portal's window has filled the window (the urgent reserve alone
+    cannot help: the places are gone), so a check waits for the oldest sends to leave it; with a standing
+    reserve the sweep always leaves that many places and tokens: the check's requests go at once, and the
+    sweep sends that many fewer a window."""
+    waits, stamps = await _check_during_long_sweep(standing=0)
+    assert sum(waits) >= 0.03, waits  # a place in the full window: ~1/20 s
+    waits, stamps = await _check_during_long_sweep(standing=2)
+    assert max(waits) < 0.02, waits
+    assert max(sum(1 for t in stamps if a <= t < a + 1) for a in stamps) <= 20 - 2
+
+
 async def test_token_bucket_skips_a_request_cancelled_while_waiting():
     bucket = TokenBucket(68, burst=1, margin=4)  # 1 a second
     await bucket.acquire()
