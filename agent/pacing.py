@@ -13,6 +13,12 @@ between sending and arrival (the portal counts a request when it arrives, after 
 minute). The page a redirect leads to never passes the route (the browser follows it): the guard debits it
 when it sees it (`debit`), so no hidden margin is kept for it.
 
+An on-demand check joined to a sweep goes first among the waiting requests and, while it is under way, the
+sweep leaves it `reserve` tokens and places; but a sweep at the limit keeps the portal's minute full, so the
+check still waits for each place to free up (one every 60 / cap s). `standing` (Settings.on_demand_reserve,
+0 by default) makes the sweep leave that many free at all times: the check's first requests go at once, and a
+sweep longer than a minute runs that many requests a minute under the limit.
+
 One pacer per (portal address, username) in this process, shared by every context of that account (a
 sweep and an on-demand check of the same account). Across processes the pacer is not shared: the
 scale-out runner must keep it in Redis (DESIGN: distributed task queue).
