@@ -100,6 +100,8 @@ class _Account:
     failed: int = 0
     consecutive_failures: int = 0
     drift: tuple[str, str | None] | None = None  # (reason, evidence ref) of the first drift seen
+    revivable: bool = False  # the stop is a sign-in given up on retryable failures: may be tried again
+    revived: int = 0  # times this run signed in again after such a stop
 
 
 class SweepRunner:
@@ -249,6 +251,8 @@ class SweepRunner:
                 last = None
                 while (job := queue.take(last)) is not None:
                     last = _affinity(run.adapter, job.query)
+                    if run.stop:  # a sign-in given up on a flaky portal is tried again once, later
+                        await self._revive(run, summary)
                     async with total:
                         if run.stop:
                             self._fail(run_id, acct, job, "AccountStopped", run.stop[0], True, None, summary,
@@ -348,8 +352,26 @@ class SweepRunner:
                 run.stop.append(why)
             return ok
 
+    async def _revive(self, run: _Account, summary) -> None:
+        """An account stopped because its sign-in failed on retryable errors (5xx, drops, pages cut short:
+        every attempt of `login_attempts`) signs in once more after `account_retry_after_s`, at most
+        `account_revivals` times a run, instead of failing every claim left. One worker does it while the
+        others wait; never after a refusal, a lockout guard's no, drift or an open circuit."""
+        async with run.login_lock:
+            if not run.stop or not run.revivable or run.revived >= self.settings.account_revivals:
+                return
+            run.revived += 1
+            await asyncio.sleep(self.settings.account_retry_after_s)
+            ok, why = await self._login(run, summary, relogin=True)
+            if ok:
+                run.stop.clear()
+                summary.counts["accounts_revived"] += 1
+            else:
+                run.stop[:] = [why]
+
     async def _login(self, run: _Account, summary, relogin: bool = False) -> tuple[bool, str]:
         acct, adapter, session, breaker = run.acct, run.adapter, run.session, run.breaker
+        run.revivable = False
         if breaker is not None and not breaker.allow():
             return False, f"circuit open for {acct.portal_key}"
         allowed, why = self.guard.password_allowed(acct.status, acct.last_failed_login_at)
@@ -391,6 +413,7 @@ class SweepRunner:
             if isinstance(e, PortalDrift) and run.drift is None:
                 run.drift = (f"login: {e}", ref)
             run.failed += 1
+            run.revivable = e.retryable and not isinstance(e, PortalDrift)
             return False, f"login failed: {type(e).__name__}"
         run.login_epoch += 1
         summary.counts["relogins" if relogin else "logins"] += 1

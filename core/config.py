@@ -84,6 +84,10 @@ class Settings(BaseSettings):
     # lookups, and a login given up stops every claim of the account left in the sweep. Refusals (password,
     # MFA, lockout) are never retried. Backoff as above: 1+2+4+8 s at most between five attempts.
     login_attempts: int = 5
+    # an account whose sign-in was given up that way is signed in again once more, this long after, before
+    # its remaining claims fail (a portal's bad minute should not cost the whole sweep); 0 revivals = never
+    account_revivals: int = 1
+    account_retry_after_s: float = 30.0
     breaker_threshold: int = 5  # consecutive portal-level failures that stop a portal's sweep
     lockout_window_minutes: int = 60
     # seconds a logged-in session is kept open after a sweep or check of its account, for the next check

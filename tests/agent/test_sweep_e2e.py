@@ -141,30 +141,41 @@ def _login_failing(base: type, times: int) -> type:
 @pytest.mark.timeout(600)
 async def test_a_login_cut_short_by_5xx_is_retried_up_to_login_attempts(sandbox, onboarded):
     """Four sign-ins failing with a 5xx in a row (past max_attempts = 3): the fifth logs in and every claim is
-    checked; a portal that keeps failing stops the account after login_attempts, each claim failed with the
-    reason, and the account is not marked for attention (a 5xx is not a refusal)."""
+    checked. Five (all of login_attempts): the account is signed in again once, account_retry_after_s later,
+    and its claims are checked. A portal that keeps failing: that second round fails too, each claim fails
+    with the reason, and the account is not marked for attention (a 5xx is not a refusal)."""
     from portals.base import registry
+    from store import accounts as acct_repo
 
     rt = onboarded
     rt.settings.retry_backoff_s = 0.01
-    assert rt.settings.login_attempts == 5 > rt.settings.max_attempts
+    rt.settings.account_retry_after_s = 0.05
+    assert rt.settings.login_attempts == 5 > rt.settings.max_attempts and rt.settings.account_revivals == 1
     ids = [i for i in _all_ids(rt) if i in _portal_ids(rt, "commercial")][:3]
-    adapters = {**registry(), "commercial": _login_failing(registry()["commercial"], 4)}
-    summary = await rt.runner(adapters=adapters).sweep(claim_ids=ids, trigger="test")
-    assert summary.counts["checked"] == 3 and summary.counts["login_retries"] == 4
-    assert summary.counts["logins"] == 1
-    adapters = {**registry(), "commercial": _login_failing(registry()["commercial"], 99)}
-    from store import accounts as acct_repo
 
-    with rt.Session() as s:  # no saved session to restore: the next sweep must log in
-        for a in s.scalars(select(PortalAccount).where(PortalAccount.portal_key == "commercial")):
-            acct_repo.save_state(rt.vault, a, None)
-        s.commit()
-    summary = await rt.runner(adapters=adapters).sweep(claim_ids=ids, trigger="test")
+    def forget_sessions() -> None:  # no saved session to restore: the next sweep must log in
+        with rt.Session() as s:
+            for a in s.scalars(select(PortalAccount).where(PortalAccount.portal_key == "commercial")):
+                acct_repo.save_state(rt.vault, a, None)
+            s.commit()
+
+    async def sweep(failing: int):
+        forget_sessions()
+        adapters = {**registry(), "commercial": _login_failing(registry()["commercial"], failing)}
+        summary = await rt.runner(adapters=adapters).sweep(claim_ids=ids, trigger="test")
+        return summary, adapters["commercial"].failed
+
+    summary, failed = await sweep(4)
+    assert summary.counts["checked"] == 3 and summary.counts["login_retries"] == 4 and failed == 4
+    assert summary.counts["logins"] == 1 and not summary.counts["accounts_revived"]
+    summary, failed = await sweep(5)
+    assert summary.counts["checked"] == 3 and failed == 5
+    assert summary.counts["accounts_revived"] == 1 and summary.counts["relogins"] == 1
+    summary, failed = await sweep(99)
     await rt.aclose()
-    assert adapters["commercial"].failed == 5
+    assert failed == 10  # five attempts, then five more once
     assert summary.counts["checked"] == 0 and summary.errors["AccountStopped"] == 3
-    assert summary.errors["login.PortalUnavailable"] == 1
+    assert summary.errors["login.PortalUnavailable"] == 2 and not summary.counts["accounts_revived"]
     with rt.Session() as s:
         acct = s.scalars(select(PortalAccount).where(PortalAccount.portal_key == "commercial")).first()
         assert acct.status != "needs_attention"
