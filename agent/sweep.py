@@ -251,8 +251,8 @@ class SweepRunner:
                 last = None
                 while (job := queue.take(last)) is not None:
                     last = _affinity(run.adapter, job.query)
-                    if run.stop:  # a sign-in given up on a flaky portal is tried again once, later
-                        await self._revive(run, summary)
+                    if run.stop and not urgent:  # a sign-in given up on a flaky portal: once more, later
+                        await self._revive(run, summary)  # (not while someone waits for an on-demand check)
                     async with total:
                         if run.stop:
                             self._fail(run_id, acct, job, "AccountStopped", run.stop[0], True, None, summary,
@@ -356,7 +356,8 @@ class SweepRunner:
         """An account stopped because its sign-in failed on retryable errors (5xx, drops, pages cut short:
         every attempt of `login_attempts`) signs in once more after `account_retry_after_s`, at most
         `account_revivals` times a run, instead of failing every claim left. One worker does it while the
-        others wait; never after a refusal, a lockout guard's no, drift or an open circuit."""
+        others wait; never after a refusal, a lockout guard's no, drift or an open circuit, nor for an on-demand
+        check (someone is waiting: it fails with the reason after `login_attempts`)."""
         async with run.login_lock:
             if not run.stop or not run.revivable or run.revived >= self.settings.account_revivals:
                 return
