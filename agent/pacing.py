@@ -64,7 +64,11 @@ class TokenBucket:
         self._sent_at = deque()
         self._waiting = (deque(), deque())
         self.reserve = max(0, min(self.reserve, self.burst - 1))
-        self.standing = max(0, min(self.standing, self.burst - 1, self.cap - 1))
+        self.keep_free(self.standing)
+
+    def keep_free(self, standing: int) -> None:
+        """Set `standing` (at most burst - 1 and below the cap); the books are kept."""
+        self.standing = max(0, min(standing, self.burst - 1, self.cap - 1))
 
     @property
     def cap(self) -> int:
@@ -159,18 +163,22 @@ def pacer_for(base_url: str, username: str, limit_per_minute: int | None, margin
     """The account's shared bucket (created on first use); None when the portal declares no limit."""
     if not limit_per_minute:
         return None
-    key = (base_url.rstrip("/"), username, id(asyncio.get_running_loop()))
+    key = _key(base_url, username)
     bucket = _PACERS.get(key)
     if bucket is None or bucket.limit_per_minute != limit_per_minute or bucket.margin != margin:
         bucket = _PACERS[key] = TokenBucket(limit_per_minute, margin=margin, standing=standing)
-    elif standing != bucket.standing:  # a setting changed: same books, the new share kept free
-        bucket.standing = max(0, min(standing, bucket.burst - 1, bucket.cap - 1))
+    else:  # a setting may have changed: same books, the new share kept free
+        bucket.keep_free(standing)
     return bucket
 
 
 def existing_pacer(base_url: str, username: str) -> TokenBucket | None:
     """The account's bucket in this event loop, if something has used it (benchmarks read its state)."""
-    return _PACERS.get((base_url.rstrip("/"), username, id(asyncio.get_running_loop())))
+    return _PACERS.get(_key(base_url, username))
+
+
+def _key(base_url: str, username: str) -> tuple[str, str, int]:
+    return base_url.rstrip("/"), username, id(asyncio.get_running_loop())
 
 
 def reset_pacers() -> None:

@@ -83,16 +83,12 @@ def limit_per_account_for(per_account: dict[str, float | None], claims: list[dic
                           ) -> dict[str, float | None]:
     """`limit_per_account` for these very claims: each portal's plain limit scaled by its requests per
     plain lookup over the fewest its claims need on average (`extra_requests`)."""
-    payers = {x["id"]: x for x in gt["payers"]}
-    truth = {c["claim_id"]: c for c in gt["claims"]}
+    needs = extra_needed(claims, gt)
     out = {}
     for p, lim in per_account.items():
         _, rpl = declared(p)
-        mine = [truth[c["claim_id"]] for c in claims if c["portal"] == p]
-        if not lim or not rpl or not mine:
-            out[p] = lim
-            continue
-        out[p] = lim * rpl / (rpl + sum(extra_requests(c, payers) for c in mine) / len(mine))
+        extra, n = needs.get(p, (0, 0))
+        out[p] = lim * rpl / (rpl + extra / n) if lim and rpl and n else lim
     return out
 
 
@@ -439,6 +435,17 @@ def extra_requests(claim: dict, payers: dict[str, dict]) -> int:
     return 0
 
 
+def extra_needed(claims: list[dict], gt: dict) -> dict[str, tuple[int, int]]:
+    """Per portal: (requests its claims need beyond plain lookups, in all (`extra_requests`); its claims)."""
+    payers = {x["id"]: x for x in gt["payers"]}
+    truth = {c["claim_id"]: c for c in gt["claims"]}
+    out: dict[str, tuple[int, int]] = {}
+    for c in claims:
+        extra, n = out.get(c["portal"], (0, 0))
+        out[c["portal"]] = (extra + extra_requests(truth[c["claim_id"]], payers), n + 1)
+    return out
+
+
 def limits(sb, per_portal_measured: dict, k: int, claims: list[dict] | None = None,
            gt: dict | None = None) -> dict:
     """Per portal: the most claims a minute `k` accounts can ever get = k x rate limit / requests per claim,
@@ -447,8 +454,7 @@ def limits(sb, per_portal_measured: dict, k: int, claims: list[dict] | None = No
     (`limit_plain_claims_per_min`: the adapter's `requests_per_lookup`, the fewest any lookup needs; higher
     than any mix with claims that need more can reach)."""
     faults = sb.control.get("/control/faults").json()
-    payers = {x["id"]: x for x in (gt or {}).get("payers", [])}
-    truth = {c["claim_id"]: c for c in (gt or {}).get("claims", [])}
+    needs = extra_needed(claims, gt) if claims and gt else {}
     out = {}
     for p in PORTALS:
         rate = faults["rate_limit_per_minute"].get(p)
@@ -457,9 +463,8 @@ def limits(sb, per_portal_measured: dict, k: int, claims: list[dict] | None = No
         if not rpl:
             rpl = per_portal_measured[p]["counted_requests_per_claim"]
             source = "measured"
-        mine = [truth[c["claim_id"]] for c in (claims or []) if c["portal"] == p and c["claim_id"] in truth]
-        extra = sum(extra_requests(c, payers) for c in mine)
-        per_claim = (rpl + extra / len(mine)) if mine and rpl else rpl
+        extra, n = needs.get(p, (0, 0))
+        per_claim = (rpl + extra / n) if n and rpl else rpl
         out[p] = {"rate_limit_per_minute": rate, "adapter_rate_limit": dec_rate, "requests_per_lookup": rpl,
                   "requests_per_lookup_from": source, "accounts": k,
                   "extra_requests_needed": extra, "fewest_requests_per_claim": per_claim,
