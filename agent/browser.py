@@ -348,14 +348,21 @@ async def _screenshot(page: Page) -> bytes:
 
 
 class BrowserPool:
-    """One Chromium per process; contexts per portal account."""
+    """One Chromium per process; contexts per portal account.
 
-    def __init__(self, settings: BrowserSettings) -> None:
+    A pool made with `shares=` another pool uses that pool's Chromium (started once, kept when this pool
+    closes) and keeps its own contexts and warm sessions: what closing it closes. One process can so run
+    several runtimes (the tests: one Chromium for the whole session) without any of them seeing another's
+    sessions."""
+
+    def __init__(self, settings: BrowserSettings, *, shares: BrowserPool | None = None) -> None:
         self.settings = settings
+        self._shares = shares
         self._pw: Playwright | None = None
         self._browser: Browser | None = None
         self._lock = asyncio.Lock()
         self._warm: dict[Hashable, tuple[BrowserSession, float]] = {}  # key -> (idle session, parked at)
+        self._contexts: set[BrowserContext] = set()  # open contexts of this pool (closed with a shared pool)
 
     # -- warm sessions: a logged-in context kept open between runs for the next check of the same account
     async def park(self, key: Hashable, session: BrowserSession, keep_s: float) -> None:
@@ -386,6 +393,8 @@ class BrowserPool:
                 pass
 
     async def browser(self) -> Browser:
+        if self._shares is not None:
+            return await self._shares.browser()
         async with self._lock:
             if self._browser is None or not self._browser.is_connected():
                 if self._pw is None:
@@ -415,6 +424,8 @@ class BrowserPool:
                                         viewport={"width": 1280, "height": 900}, locale="en-US",
                                         timezone_id="America/New_York")
         ctx.set_default_timeout(timeout_ms)
+        self._contexts.add(ctx)
+        ctx.on("close", lambda _ctx: self._contexts.discard(ctx))
         session = BrowserSession(ctx, base_url, pacer=pacer, recycle_after=recycle_after, timeout_ms=timeout_ms)
         host = urlsplit(base_url).netloc
 
@@ -452,6 +463,12 @@ class BrowserPool:
 
     async def close(self) -> None:
         await self.close_stale(0)
+        if self._shares is not None:  # the Chromium stays for the pool that owns it; this pool's contexts go
+            for ctx in list(self._contexts):
+                with contextlib.suppress(PlaywrightError):
+                    await ctx.close()
+            self._contexts.clear()
+            return
         if self._browser is not None:
             await self._browser.close()
             self._browser = None

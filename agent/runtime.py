@@ -24,7 +24,9 @@ class Runtime:
     pool: BrowserPool
 
     @classmethod
-    def start(cls, settings: Settings) -> Runtime:
+    def start(cls, settings: Settings, *, browser: BrowserPool | None = None) -> Runtime:
+        """`browser`: a pool whose Chromium this runtime shares (its own contexts; the Chromium outlives it);
+        None starts one of its own on first use."""
         engine = make_engine(settings.resolved_database_url())
         migrate(engine)
         Session = session_factory(engine)
@@ -34,7 +36,7 @@ class Runtime:
         vault = Vault.from_settings(settings.vault_keys, settings.data_dir)
         load_adapters()
         return cls(settings, engine, Session, vault, EvidenceStore(settings.data_dir / "evidence", vault),
-                   BrowserPool(settings.browser))
+                   BrowserPool(settings.browser, shares=browser))
 
     def runner(self, **kw) -> SweepRunner:
         return SweepRunner(self.settings, self.Session, self.pool, self.evidence, self.vault, **kw)

@@ -6,13 +6,15 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
 
+from agent.browser import BrowserPool
+from agent.pacing import reset_pacers
 from core.config import get_settings
 
 REPO = Path(__file__).resolve().parent.parent
@@ -89,6 +91,24 @@ def sandbox(sandbox_server: SandboxHandle) -> SandboxHandle:
     """The sandbox, reset to the default world (seed 7, 500 claims, faults off) for this test."""
     sandbox_server.reset()
     return sandbox_server
+
+
+@pytest.fixture(scope="session")
+async def chromium() -> AsyncIterator[BrowserPool]:
+    """The session's one Chromium (started on first use). Tests take `pool` or a Runtime sharing it."""
+    owner = BrowserPool(get_settings().browser)
+    yield owner
+    await owner.close()
+
+
+@pytest.fixture
+async def pool(chromium: BrowserPool) -> AsyncIterator[BrowserPool]:
+    """A browser pool of this test's own (its contexts and warm sessions closed after it) on the session's
+    Chromium, with the process's pacers reset."""
+    reset_pacers()
+    p = BrowserPool(get_settings().browser, shares=chromium)
+    yield p
+    await p.close()
 
 
 @pytest.fixture(scope="session")

@@ -20,10 +20,25 @@ def settings(tmp_path):
 
 
 @pytest.fixture
-def onboarded(request, sandbox, settings):
+async def runtime(settings, chromium):
+    """Start a Runtime on the session's Chromium: `runtime()` or `runtime(other_settings)`. Each is closed
+    after the test (its contexts; the Chromium stays for the next test) if the test did not close it."""
+    started: list[Runtime] = []
+
+    def start(s=None) -> Runtime:
+        started.append(Runtime.start(s or settings, browser=chromium))
+        return started[-1]
+
+    yield start
+    for rt in started:
+        await rt.aclose()
+
+
+@pytest.fixture
+def onboarded(request, sandbox, runtime):
     """A store onboarded from a sandbox world of `param` claims (default 120: enough of every kind)."""
     sandbox.reset(size=getattr(request, "param", 120))
     reset_pacers()
-    rt = Runtime.start(settings)
+    rt = runtime()
     onboard(rt.Session, rt.vault, sandbox.control, sandbox.urls)
     return rt

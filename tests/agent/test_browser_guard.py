@@ -6,15 +6,12 @@ import struct
 
 import pytest
 
-from agent.browser import BrowserPool
-from core.config import get_settings
 from portals.base import RequestPattern
 
 pytestmark = pytest.mark.slow
 
 
-async def test_undeclared_writes_are_aborted_and_declared_ones_pass(sandbox):
-    pool = BrowserPool(get_settings().browser)
+async def test_undeclared_writes_are_aborted_and_declared_ones_pass(sandbox, pool):
     allowed = (RequestPattern(method="POST", url_regex=r"/declared-search$"),)
     s = await pool.new_session(sandbox.url("medicaid"), allowed)
     try:
@@ -37,11 +34,9 @@ async def test_undeclared_writes_are_aborted_and_declared_ones_pass(sandbox):
         assert [w["path"] for w in writes] == ["/declared-search"]  # nothing undeclared arrived
     finally:
         await s.close()
-        await pool.close()
 
 
-async def test_a_lease_prefers_the_idle_page_last_used_for_the_same_affinity(sandbox):
-    pool = BrowserPool(get_settings().browser)
+async def test_a_lease_prefers_the_idle_page_last_used_for_the_same_affinity(sandbox, pool):
     s = await pool.new_session(sandbox.url("medicaid"), ())
     try:
         async with s.lease("payer-A") as a, s.lease("payer-B") as b:
@@ -56,7 +51,6 @@ async def test_a_lease_prefers_the_idle_page_last_used_for_the_same_affinity(san
         assert len(s.context.pages) == 2
     finally:
         await s.close()
-        await pool.close()
 
 
 def _jpeg_size(data: bytes) -> tuple[int, int]:
@@ -73,8 +67,7 @@ def _jpeg_size(data: bytes) -> tuple[int, int]:
     raise AssertionError("no JPEG frame header")
 
 
-async def test_evidence_screenshot_is_the_whole_page_as_playwright_draws_it():
-    pool = BrowserPool(get_settings().browser)
+async def test_evidence_screenshot_is_the_whole_page_as_playwright_draws_it(pool):
     s = await pool.new_session("http://127.0.0.1:9", ())
     try:
         page = await s.page()
@@ -86,7 +79,6 @@ async def test_evidence_screenshot_is_the_whole_page_as_playwright_draws_it():
         assert _jpeg_size(full) == _jpeg_size(cap.screenshot)
     finally:
         await s.close()
-        await pool.close()
 
 
 def test_headless_runs_the_headless_shell_and_headed_runs_the_full_chromium_beside_it():
@@ -164,12 +156,11 @@ window.readOne = async (name) => (await fetch('/cards/' + name, {headers: {'X-Re
 </script></body></html>"""
 
 
-async def test_read_ahead_sends_a_groups_requests_at_once_and_the_page_gets_each_answer_unchanged():
+async def test_read_ahead_sends_a_groups_requests_at_once_and_the_page_gets_each_answer_unchanged(pool):
     from agent.pacing import TokenBucket
 
     portal = _Siblings()
     group = [f"{portal.url}/cards/{n}" for n in "abc"]
-    pool = BrowserPool(get_settings().browser)
     s = await pool.new_session(portal.url, (), pacer=TokenBucket(10**9),
                                counted=(RequestPattern.under("/cards/"),),
                                read_ahead=lambda url: group if url in group else [])
@@ -199,5 +190,4 @@ async def test_read_ahead_sends_a_groups_requests_at_once_and_the_page_gets_each
         assert len(portal.served) == 14 and s.read_ahead_served == 4
     finally:
         await s.close()
-        await pool.close()
         portal.server.shutdown()
