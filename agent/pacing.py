@@ -28,10 +28,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+
+from core.clock import Clock, Timer, portal_clock
 
 
 @dataclass
@@ -48,11 +49,13 @@ class TokenBucket:
     # default: the sweep then runs at the limit, and a check joined to it waits for the tokens it needs
     # (the portal's minute is full). With it, a long sweep's sustained rate is (cap - standing) a minute.
     standing: int = 0
+    # the portal's time: its windows and refills (core.clock.portal_clock(); a ManualClock in unit tests)
+    clock: Clock = field(default_factory=portal_clock, repr=False)
     _tokens: float = field(init=False)
     _at: float = field(init=False)
     _sent_at: deque = field(init=False)  # send times within the last window (debited ones included)
     _waiting: tuple[deque, deque] = field(init=False)  # (urgent, others): futures of waiting requests
-    _timer: asyncio.TimerHandle | None = field(init=False, default=None)
+    _timer: Timer | None = field(init=False, default=None)
     _urgent_lookups: int = field(init=False, default=0)
     waited_s: float = 0.0  # total time requests waited with none let through (for benchmarks)
     sent: int = 0
@@ -60,7 +63,7 @@ class TokenBucket:
     def __post_init__(self) -> None:
         self.burst = max(1, min(self.burst, self.limit_per_minute // 4 or 1))
         self._tokens = float(self.burst)
-        self._at = time.monotonic()
+        self._at = self.clock.monotonic()
         self._sent_at = deque()
         self._waiting = (deque(), deque())
         self.reserve = max(0, min(self.reserve, self.burst - 1))
@@ -115,7 +118,7 @@ class TokenBucket:
         return max(self.burst - self._tokens, 0.0) / self.rate_per_s
 
     def _refill(self) -> float:
-        now = time.monotonic()
+        now = self.clock.monotonic()
         self._tokens = min(self.burst, self._tokens + (now - self._at) * self.rate_per_s)
         self._at = now
         while self._sent_at and self._sent_at[0] <= now - self.window_s:
@@ -140,7 +143,7 @@ class TokenBucket:
             wait = min(self._wait_s(now, hold) for queue, hold in zip(self._waiting, holds, strict=True) if queue)
             wait = max(wait, 0.001)
             self.waited_s += wait
-            self._timer = asyncio.get_running_loop().call_later(wait, self._tick)
+            self._timer = self.clock.call_later(wait, self._tick)
 
     def _wait_s(self, now: float, hold: int) -> float:
         """Seconds until a request that must leave `hold` tokens and places free may go."""

@@ -332,6 +332,8 @@ class SweepRunner:
         if state is not None:
             try:
                 if await adapter.verify(run.session):
+                    if resume := getattr(adapter, "resume", None):  # what prompts inside a session need
+                        resume(run.session, acct_repo.credentials(self.vault, acct))
                     summary.counts["sessions_restored"] += 1
                     return ""
             except PortalError:

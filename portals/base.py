@@ -225,7 +225,10 @@ class PortalAdapter(Protocol):
     # claim-number normalization (prefixes, separators, leading zeros), used by the runner's own proof
     # check; `affinity(query) -> Hashable`, what a page must be set up for to look the claim up without
     # reloading (the runner gives each lookup a page last used for the same affinity when it can, and
-    # hands each lookup slot claims of the same affinity in a row)
+    # hands each lookup slot claims of the same affinity in a row); `resume(session, creds)`, called on a
+    # session restored from saved state once `verify` said it is signed in: the adapter keeps (in memory, in
+    # session.state) what it needs of the credentials to answer a prompt inside a signed-in session, such as a
+    # step-up code, as `login` does; it sends nothing
 
     async def login(self, session: Any, creds: Credentials) -> None: ...
 

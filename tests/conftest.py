@@ -15,9 +15,15 @@ import pytest
 
 from agent.browser import BrowserPool
 from agent.pacing import reset_pacers
+from core.clock import REAL_CLOCK, ScaledClock, set_portal_clock
 from core.config import get_settings
 
 REPO = Path(__file__).resolve().parent.parent
+# The sandbox's running clock runs this many times real time in the tests (idle timeouts, response delays,
+# rate-limit windows, lockouts: fixtures/common/sandbox.py RunningClock), and the portal clock of this
+# process with it (core.clock.portal_clock: the pacer's windows, the medicaid adapter's response wait), so
+# the agent paces to the same sped-up minute the portals count. 1 = real time.
+TIME_SCALE = float(os.environ.get("PORTAL_AGENT_TEST_TIME_SCALE", "5"))
 
 
 @dataclass
@@ -29,6 +35,8 @@ class SandboxHandle:
         return self.urls[portal]
 
     def reset(self, seed: int = 7, size: int = 500, profile: str = "off", **kw) -> dict:
+        """A new world (faults `profile`); `keep_sessions=True` keeps the portals' signed-in sessions when
+        the world is the same one (tests/portals/conftest.py `signed_in` reuses them)."""
         r = self.control.post("/control/reset", json={"seed": seed, "size": size, "profile": profile, **kw})
         r.raise_for_status()
         return r.json()
@@ -66,7 +74,7 @@ class SandboxHandle:
 def sandbox_server() -> Iterator[SandboxHandle]:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "fixtures", "--port-base", "0", "--json"],
+        [sys.executable, "-m", "fixtures", "--port-base", "0", "--json", "--time-scale", str(TIME_SCALE)],
         cwd=REPO, env=env, stdout=subprocess.PIPE, text=True,
     )
     line = proc.stdout.readline()
@@ -75,9 +83,11 @@ def sandbox_server() -> Iterator[SandboxHandle]:
         raise RuntimeError("sandbox did not start")
     urls = json.loads(line)["urls"]
     client = httpx.Client(base_url=urls["control"], timeout=60)
+    set_portal_clock(ScaledClock(TIME_SCALE) if TIME_SCALE != 1 else REAL_CLOCK)
     try:
         yield SandboxHandle(urls, client)
     finally:
+        set_portal_clock(REAL_CLOCK)
         client.close()
         proc.terminate()
         try:
@@ -88,8 +98,9 @@ def sandbox_server() -> Iterator[SandboxHandle]:
 
 @pytest.fixture
 def sandbox(sandbox_server: SandboxHandle) -> SandboxHandle:
-    """The sandbox, reset to the default world (seed 7, 500 claims, faults off) for this test."""
-    sandbox_server.reset()
+    """The sandbox, reset to the default world (seed 7, 500 claims, faults off) for this test; the portals'
+    signed-in sessions are kept (a test that needs none signs in on a fresh browser context)."""
+    sandbox_server.reset(keep_sessions=True)
     return sandbox_server
 
 
@@ -121,11 +132,34 @@ def browser_type_launch_args(browser_type_launch_args):
 
 
 SYNC_PLAYWRIGHT_FIXTURES = {"page", "browser", "context"}
+# A test that asks for one of these starts Chromium: it is marked `browser` here, so none is missed. A test
+# that starts one otherwise (a CLI sweep in a subprocess) carries the marker itself; an unmarked test that
+# tries is stopped (`_chromium_only_where_marked`).
+BROWSER_FIXTURES = {"chromium", "pool", "runtime", "onboarded"} | SYNC_PLAYWRIGHT_FIXTURES
+NO_BROWSER = "/nonexistent/a-test-not-marked-browser-may-not-start-chromium"
 
 
 def pytest_collection_modifyitems(session, config, items):
-    """Run the sync pytest-playwright tests last: their session-wide Playwright keeps an event loop
-    running in the main thread, after which asyncio tests (the adapters, the agent) cannot start a loop."""
+    """Mark the tests that start Chromium `browser`; run the sync pytest-playwright tests last: their
+    session-wide Playwright keeps an event loop running in the main thread, after which asyncio tests (the
+    adapters, the agent) cannot start a loop."""
+    for item in items:
+        if BROWSER_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.browser)
     sync = [i for i in items if SYNC_PLAYWRIGHT_FIXTURES & set(getattr(i, "fixturenames", ()))]
     ids = {id(i) for i in sync}
     items[:] = [i for i in items if id(i) not in ids] + sync
+
+
+@pytest.fixture(autouse=True)
+def _chromium_only_where_marked(request, monkeypatch):
+    """A test not marked `browser` cannot start Chromium, in this process or in one it starts: the fast tier
+    (`-m "not browser and not slow"`) then never holds a browser test by mistake."""
+    if request.node.get_closest_marker("browser"):
+        return
+
+    async def refuse(self):
+        raise AssertionError(f"{request.node.nodeid} starts Chromium: mark it @pytest.mark.browser")
+
+    monkeypatch.setattr(BrowserPool, "browser", refuse)
+    monkeypatch.setenv("PORTAL_AGENT_BROWSER_EXECUTABLE_PATH", NO_BROWSER)

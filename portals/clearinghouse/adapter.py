@@ -271,6 +271,11 @@ class ClearinghouseAdapter:
         async with _gate(session).use(None):
             await self._login(session, creds)
 
+    def resume(self, session: Any, creds: Credentials) -> None:
+        """A restored session: the TOTP for the remittance viewer's step-up (else that step-up would need a
+        new sign-in); whether the server session already passed it is learnt at the viewer."""
+        session.state[_TOTP] = _totp(creds.totp_secret)
+
     async def _login(self, session: Any, creds: Credentials) -> None:
         session.state[_TOTP] = _totp(creds.totp_secret)
         session.state[_STEPPED_UP] = False

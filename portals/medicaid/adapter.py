@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -49,6 +48,7 @@ from typing import Any
 from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 
+from core.clock import portal_clock
 from portals.base import (
     AmbiguousClaim,
     Capability,
@@ -182,7 +182,7 @@ class MedicaidAdapter:
                 ref = await inquiry.by_icn(icn)
             else:
                 ref = await inquiry.by_recipient(q.member_id, q.dos_from, q.dos_to, q.billing_npi)
-            submitted = time.monotonic()
+            submitted = portal_clock().monotonic()
             # the crosswalk is read on its own tab while the portal prepares the response
             crosswalk = None if CROSSWALK_STATE in session.state else \
                 asyncio.ensure_future(self._crosswalk(session))
@@ -207,10 +207,11 @@ class MedicaidAdapter:
     async def _open_response(self, response: ResponsePage, ref: str, submitted: float, q: ClaimQuery) -> None:
         """Open the inquiry's response once the portal has it ready (the request/response split): first
         when it should be ready, then backing off while the portal says "not yet available"."""
-        wait = RESPONSE_READY_S - (time.monotonic() - submitted)
+        clock = portal_clock()  # the portal's time: its queue answers on it
+        wait = RESPONSE_READY_S - (clock.monotonic() - submitted)
         for delay in (max(wait, 0.0), *POLL_DELAYS_S):
             if delay:
-                await asyncio.sleep(delay)
+                await clock.sleep(delay)
             if await response.open_ref(ref):
                 return
         raise PortalUnavailable(f"claim {q.claim_ref}: inquiry response not ready in time")

@@ -4,11 +4,7 @@ from __future__ import annotations
 
 import struct
 
-import pytest
-
 from portals.base import RequestPattern
-
-pytestmark = pytest.mark.slow
 
 
 async def test_undeclared_writes_are_aborted_and_declared_ones_pass(sandbox, pool):

@@ -10,8 +10,7 @@ from sqlalchemy import func, select
 
 from core.demo import compare_with_truth
 from store.models import Claim, Payer, StatusObservation, SweepRun
-
-pytestmark = pytest.mark.slow
+from tests.waiting import until
 
 
 def _medicaid_ids(rt) -> list[int]:
@@ -29,11 +28,12 @@ async def test_on_demand_check_joins_a_running_sweep_of_its_account(sandbox, onb
     target = ids[-1]  # the sweep would reach it last
     runner = rt.runner()
     sweep = asyncio.create_task(runner.sweep(portal_key="medicaid", claim_ids=ids[:-1], trigger="test"))
-    while True:  # wait until the sweep is logged in and reading
+
+    def reading() -> bool:
         with rt.Session() as s:
-            if s.scalar(select(func.count()).select_from(StatusObservation)) >= 2:
-                break
-        await asyncio.sleep(0.2)
+            return s.scalar(select(func.count()).select_from(StatusObservation)) >= 2
+
+    await until(reading, within_s=120, what="the sweep to sign in and store two results")
     summary = await runner.check_now(target)
     assert not sweep.done()  # answered while the sweep was still running
     assert summary.counts["checked"] == 1 and summary.counts.get("logins", 0) == 0

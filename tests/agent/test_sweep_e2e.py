@@ -21,7 +21,6 @@ from core.demo import compare_with_truth, onboard
 from core.logging import configure
 from store.models import CheckFailure, Claim, Denial, OutboxEvent, PortalAccount, StatusObservation
 
-pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -233,6 +232,7 @@ async def test_logs_of_a_full_sweep_hold_no_secret_or_phi(sandbox, onboarded):
     assert leaked == []
 
 
+@pytest.mark.browser  # the sweeps run in subprocesses (the CLI)
 @pytest.mark.timeout(900)
 def test_sigkill_halfway_then_the_next_sweep_finishes(sandbox, settings, tmp_path):
     sandbox.reset(size=120)

@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 from agent.pacing import TokenBucket
 from agent.proof import claim_number_key, unproven
 from core.cli import app
+from core.clock import ManualClock
 from portals.base import ClaimQuery, ClaimStatusResult, registry
 from store import repo
 from store.models import (
@@ -31,8 +32,7 @@ from store.models import (
     PortalAccount,
     StatusObservation,
 )
-
-pytestmark = pytest.mark.slow
+from tests.waiting import until
 
 
 def _ids(rt, portal: str | None = None, **where) -> list[int]:
@@ -146,110 +146,141 @@ def test_the_runner_refuses_a_result_that_does_not_prove_its_claim():
     assert unproven(_q(payer_claim_number=None), _r(payer_claim_number=None, shown_claim_number=None)) is None
 
 
+def _most_in_a_window(stamps: list[float], window: float) -> int:
+    return max(sum(1 for t in stamps if a <= t < a + window) for a in stamps)
+
+
+# The pacer's tests run on a ManualClock: virtual time that moves only from timer to timer, so a window of a
+# second (or a minute) takes no wall time and every figure below is exact, whatever the machine is doing.
 async def test_token_bucket_stays_under_the_limit():
-    bucket = TokenBucket(600, burst=4, margin=4)  # 596 a minute: ~9.9 a second
-    t0 = time.monotonic()
-    stamps = []
-    for _ in range(24):
-        await bucket.acquire()
-        stamps.append(time.monotonic() - t0)
+    clock = ManualClock()
+    bucket = TokenBucket(600, burst=4, margin=4, clock=clock)  # 596 a minute: ~9.9 a second
+    t0 = clock.monotonic()
+    stamps: list[float] = []
+
+    async def sweep() -> None:
+        for _ in range(24):
+            await bucket.acquire()
+            stamps.append(clock.monotonic() - t0)
+
+    await clock.run(sweep())
     # the first `burst` go at once, then one every 1/rate seconds
-    assert stamps[3] < 0.05
-    assert stamps[-1] >= (24 - 4) / bucket.rate_per_s * 0.95
+    assert stamps[:4] == [0.0] * 4
+    gaps = [b - a for a, b in zip(stamps[3:], stamps[4:], strict=False)]
+    assert gaps == pytest.approx([1 / bucket.rate_per_s] * 20, abs=1e-6)
     # in any one-second window, at most burst + rate
-    assert max(sum(1 for t in stamps if a <= t < a + 1) for a in stamps) <= 4 + bucket.rate_per_s + 1
+    assert _most_in_a_window(stamps, 1.0) <= 4 + bucket.rate_per_s
 
 
 async def test_token_bucket_serves_an_urgent_request_before_the_queued_ones():
     """An on-demand check joining a sweep at the limit: its request waits for the next token, not for
     every request the sweep has queued; the budget (sent per second) stays the same."""
-    bucket = TokenBucket(120 + 4, burst=4, margin=4)  # 2 a second
+    clock = ManualClock()
+    bucket = TokenBucket(120 + 4, burst=4, margin=4, clock=clock)  # 2 a second
     order: list[str] = []
 
     async def one(name: str, urgent: bool = False) -> None:
         await bucket.acquire(urgent=urgent)
         order.append(name)
 
-    t0 = time.monotonic()
+    t0 = clock.monotonic()
     sweep = [asyncio.create_task(one(f"sweep{i}")) for i in range(10)]  # 4 at once, 6 queued
-    await asyncio.sleep(0.05)
-    await one("check", urgent=True)
-    waited = time.monotonic() - t0
-    await asyncio.gather(*sweep)
+    await clock.advance(0.05)
+    await clock.run(one("check", urgent=True))
+    waited = clock.monotonic() - t0 - 0.05
+    await clock.run(asyncio.gather(*sweep))
     assert order[:4] == ["sweep0", "sweep1", "sweep2", "sweep3"]
     assert order[4] == "check" and order[5:] == [f"sweep{i}" for i in range(4, 10)]
-    assert waited < 1.0  # one token's wait (0.5 s), not the six queued before it (3 s)
-    assert bucket.sent == 11 and time.monotonic() - t0 >= (11 - 4) / bucket.rate_per_s * 0.95
+    assert waited == pytest.approx(0.5 - 0.05)  # the next token (one every 0.5 s), not the six queued (3 s)
+    assert bucket.sent == 11 and clock.monotonic() - t0 == pytest.approx((11 - 4) / bucket.rate_per_s)
 
 
 async def test_token_bucket_never_sends_more_than_the_limit_in_one_window():
     """The portal counts a sliding window: a burst spent at the start is paid for by the end of the window
     (the bucket alone would let burst + rate x window through). A 1-second window stands in for the minute."""
-    bucket = TokenBucket(24 + 2, burst=6, margin=2, window_s=1.0)  # at most 24 in any second, 6 at once
-    t0 = time.monotonic()
-    stamps = []
-    for _ in range(50):
-        await bucket.acquire()
-        stamps.append(time.monotonic() - t0)
-    assert stamps[5] < 0.05  # the burst: at once
-    assert max(sum(1 for t in stamps if a <= t < a + 1) for a in stamps) <= 24
+    clock = ManualClock()
+    bucket = TokenBucket(24 + 2, burst=6, margin=2, window_s=1.0, clock=clock)  # at most 24 a second, 6 at once
+    t0 = clock.monotonic()
+    stamps: list[float] = []
+
+    async def sweep() -> None:
+        for _ in range(50):
+            await bucket.acquire()
+            stamps.append(clock.monotonic() - t0)
+
+    await clock.run(sweep())
+    assert stamps[:6] == [0.0] * 6  # the burst: at once
+    assert _most_in_a_window(stamps, 1.0) == 24
     # the bucket alone would send the 25th at (25 - 6) / 24 = 0.79 s: the window holds it to 1 s
-    assert stamps[24] >= 0.97 and stamps[48] >= 1.97
+    assert stamps[23] < 0.79 and stamps[24] == pytest.approx(1.0) and stamps[48] == pytest.approx(2.0)
 
 
 async def test_token_bucket_debit_delays_the_next_requests():
     """A request the portal counted without a token (a redirect's next page) is paid for by the requests
     after it: the bucket goes into debt."""
-    bucket = TokenBucket(60 * 4 + 4, burst=2, margin=4)  # 4 a second
+    clock = ManualClock()
+    bucket = TokenBucket(60 * 4 + 4, burst=2, margin=4, clock=clock)  # 4 a second
     await bucket.acquire()
     await bucket.acquire()  # the burst is spent
     for _ in range(3):
         bucket.debit()  # three redirects followed
-    t0 = time.monotonic()
-    await bucket.acquire()
+    t0 = clock.monotonic()
+    await clock.run(bucket.acquire())
     # the three debited and this one: 4 tokens at 4 a second (without the debt: one token, 0.25 s)
-    assert 0.9 <= time.monotonic() - t0 < 1.3
+    assert clock.monotonic() - t0 == pytest.approx(1.0)
     assert bucket.sent == 6
 
 
-async def test_token_bucket_keeps_a_reserve_for_an_urgent_lookup_under_way():
+async def _check_joined_to_a_sweep(reserve: int) -> tuple[list[float], float, int]:
     """A sweep keeps the bucket empty; an on-demand check's requests come one after another (each after
-    the previous response). While it is under way the sweep leaves it two tokens: its requests go at once."""
-    bucket = TokenBucket(60 * 10 + 4, burst=4, margin=4, reserve=2)  # 10 a second
+    the previous response): (the check's waits, when the sweep finished, requests sent)."""
+    clock = ManualClock()
+    bucket = TokenBucket(60 * 10 + 4, burst=4, margin=4, reserve=reserve, clock=clock)  # 10 a second
+    t0 = clock.monotonic()
     sweep = [asyncio.create_task(bucket.acquire()) for _ in range(30)]
-    await asyncio.sleep(0.3)  # the sweep at full speed: the bucket is empty
+    await clock.advance(0.3)  # the sweep at full speed: the bucket is empty
+    waits = []
     with bucket.urgent_lookup():
-        await asyncio.sleep(0.35)  # the check's first page loads; the sweep leaves the reserve meanwhile
-        waits = []
+        await clock.advance(0.35)  # the check's first page loads; the sweep leaves the reserve meanwhile
         for _ in range(2):
-            t0 = time.monotonic()
-            await bucket.acquire(urgent=True)
-            waits.append(time.monotonic() - t0)
-    assert max(waits) < 0.03, waits  # without the reserve: up to a token's wait (0.1 s) each
-    t0 = time.monotonic()
-    await asyncio.gather(*sweep)  # the sweep goes on at the same rate
-    assert bucket.sent == 32 and time.monotonic() - t0 < 3.0
+            t1 = clock.monotonic()
+            await clock.run(bucket.acquire(urgent=True))
+            waits.append(clock.monotonic() - t1)
+    await clock.run(asyncio.gather(*sweep))  # the sweep goes on at the same rate
+    return waits, clock.monotonic() - t0, bucket.sent
+
+
+async def test_token_bucket_keeps_a_reserve_for_an_urgent_lookup_under_way():
+    """While a check is under way the sweep leaves it two tokens: its requests go at once."""
+    waits, _, _ = await _check_joined_to_a_sweep(reserve=0)
+    assert max(waits) > 0.05, waits  # without the reserve: up to a token's wait (0.1 s) each
+    waits, took, sent = await _check_joined_to_a_sweep(reserve=2)
+    assert waits == [0.0, 0.0]
+    # same budget: 32 requests at 10 a second after the burst of 4
+    assert sent == 32 and took == pytest.approx((32 - 4) / 10, abs=0.11)
 
 
 async def _check_during_long_sweep(standing: int) -> tuple[list[float], list[float]]:
     """A sweep that has run longer than the window (1 s here, the portal's minute in life), then a check's
     two requests: (the check's waits, the sweep's send times)."""
-    bucket = TokenBucket(20 + 2, burst=4, margin=2, window_s=1.0, standing=standing)  # cap 20 in any second
+    clock = ManualClock()
+    bucket = TokenBucket(20 + 2, burst=4, margin=2, window_s=1.0, standing=standing, clock=clock)  # cap 20/s
     stamps: list[float] = []
-    t0 = time.monotonic()
+    t0 = clock.monotonic()
 
     async def sweep_request() -> None:
         await bucket.acquire()
-        stamps.append(time.monotonic() - t0)
+        stamps.append(clock.monotonic() - t0)
 
     sweep = [asyncio.create_task(sweep_request()) for _ in range(60)]
-    await asyncio.sleep(1.6)  # past the window: the window is what binds now, not the bucket
+    await clock.advance(1.6)  # past the window: the window is what binds now, not the bucket
     waits = []
     with bucket.urgent_lookup():
         for _ in range(2):
-            t1 = time.monotonic()
-            await bucket.acquire(urgent=True)
-            waits.append(time.monotonic() - t1)
+            t1 = clock.monotonic()
+            await clock.run(bucket.acquire(urgent=True))
+            waits.append(clock.monotonic() - t1)
+    await clock.advance(3.0)  # the sweep goes on past another window
     for task in sweep:
         task.cancel()
     await asyncio.gather(*sweep, return_exceptions=True)
@@ -263,20 +294,23 @@ async def test_token_bucket_standing_reserve_keeps_a_checks_budget_free_in_a_lon
     sweep sends that many fewer a window."""
     waits, stamps = await _check_during_long_sweep(standing=0)
     assert sum(waits) >= 0.03, waits  # a place in the full window: ~1/20 s
+    assert _most_in_a_window(stamps, 1.0) == 20
     waits, stamps = await _check_during_long_sweep(standing=2)
-    assert max(waits) < 0.02, waits
-    assert max(sum(1 for t in stamps if a <= t < a + 1) for a in stamps) <= 20 - 2
+    assert waits == [0.0, 0.0]
+    assert _most_in_a_window(stamps, 1.0) == 20 - 2
 
 
 async def test_token_bucket_skips_a_request_cancelled_while_waiting():
-    bucket = TokenBucket(68, burst=1, margin=4)  # 1 a second
+    clock = ManualClock()
+    bucket = TokenBucket(68, burst=1, margin=4, clock=clock)  # 64 a minute
     await bucket.acquire()
     gone = asyncio.create_task(bucket.acquire())
-    await asyncio.sleep(0.05)
+    await clock.advance(0.05)
     gone.cancel()
-    t0 = time.monotonic()
-    await bucket.acquire()
-    assert time.monotonic() - t0 < 1.1 and bucket.sent == 2  # the cancelled one took no token
+    t0 = clock.monotonic()
+    await clock.run(bucket.acquire())
+    # the next token, 60/64 s after the first: the cancelled request took none
+    assert clock.monotonic() - t0 == pytest.approx(60 / 64 - 0.05) and bucket.sent == 2
 
 
 # ---------------------------------------------------------------- evidence for every status change
@@ -480,12 +514,12 @@ async def test_layout_switch_mid_sweep_every_later_read_is_drift(sandbox, onboar
     assert len(ids) >= 20
     switched_at: list[float] = []
 
+    def some_read() -> bool:
+        with rt.Session() as s:
+            return s.scalar(select(func.count()).select_from(StatusObservation)) >= 6
+
     async def switch_when_some_are_read() -> None:
-        while True:
-            with rt.Session() as s:
-                if s.scalar(select(func.count()).select_from(StatusObservation)) >= 6:
-                    break
-            await asyncio.sleep(0.2)
+        await until(some_read, within_s=300, what="six results stored before the layout switch")
         await asyncio.to_thread(sandbox.faults, layout="v2")
         switched_at.append(time.time())
 

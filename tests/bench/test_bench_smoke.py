@@ -85,7 +85,7 @@ def test_percentile_nearest_rank():
     assert percentile([float(i) for i in range(1, 21)], 95) == 19.0
 
 
-@pytest.mark.slow
+@pytest.mark.browser
 @pytest.mark.timeout(300)
 def test_bench_sweep_smoke(tmp_path):
     out = tmp_path / "report.json"

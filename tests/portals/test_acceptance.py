@@ -26,7 +26,6 @@ from portals.base import (
 ADAPTERS = ["clearinghouse", "commercial", "medicaid"]  # one line per portal
 KINDS = ["paid", "denied", "partial", "zero_pay", "in_process", "rejected", "overturned"]
 
-pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(params=ADAPTERS)
@@ -103,14 +102,9 @@ def actual(r) -> dict:
     }
 
 
-async def logged_in(pool, adapter, sandbox, portal):
+async def test_login_and_verify(sandbox, pool, adapter, portal):
     s = await pool.session_for(adapter, sandbox.url(portal))  # the session the runner gives the adapter
     await adapter.login(s, creds(sandbox, portal))
-    return s
-
-
-async def test_login_and_verify(sandbox, pool, adapter, portal):
-    s = await logged_in(pool, adapter, sandbox, portal)
     try:
         assert await adapter.verify(s)
         assert s.blocked == [], "login needed a request the adapter did not declare"
@@ -136,10 +130,10 @@ async def test_bad_password_is_rejected_once(sandbox, pool, adapter, portal):
 
 
 @pytest.mark.parametrize("kind", KINDS)
-async def test_lookup_matches_ground_truth(sandbox, pool, adapter, portal, kind):
+async def test_lookup_matches_ground_truth(sandbox, signed_in, adapter, portal, kind):
     gt = sandbox.ground_truth()
     c = sample(gt, portal, kind)
-    s = await logged_in(pool, adapter, sandbox, portal)
+    s = await signed_in(adapter, portal)
     try:
         modes = [True, False] if c["payer_claim_number"] else [False]
         for by_number in modes:
@@ -153,11 +147,11 @@ async def test_lookup_matches_ground_truth(sandbox, pool, adapter, portal, kind)
         await s.close()
 
 
-async def test_not_found(sandbox, pool, adapter, portal):
+async def test_not_found(sandbox, signed_in, adapter, portal):
     gt = sandbox.ground_truth()
     c = dict(sample(gt, portal, "paid"))
     c["dos_from"] = c["dos_to"] = "2019-01-15"  # nothing billed then
-    s = await logged_in(pool, adapter, sandbox, portal)
+    s = await signed_in(adapter, portal)
     try:
         with pytest.raises(ClaimNotFound):
             await adapter.claim_status(s, query(c, by_number=False))
@@ -165,9 +159,9 @@ async def test_not_found(sandbox, pool, adapter, portal):
         await s.close()
 
 
-async def test_session_expiry_is_reported_then_recovered(sandbox, pool, adapter, portal):
+async def test_session_expiry_is_reported_then_recovered(sandbox, signed_in, adapter, portal):
     c = sample(sandbox.ground_truth(), portal, "paid")
-    s = await logged_in(pool, adapter, sandbox, portal)
+    s = await signed_in(adapter, portal)
     try:
         sandbox.faults(session_expiry_rate=1.0)
         with pytest.raises(SessionExpired):
@@ -180,9 +174,9 @@ async def test_session_expiry_is_reported_then_recovered(sandbox, pool, adapter,
         await s.close()
 
 
-async def test_maintenance_is_retryable(sandbox, pool, adapter, portal):
+async def test_maintenance_is_retryable(sandbox, signed_in, adapter, portal):
     c = sample(sandbox.ground_truth(), portal, "paid")
-    s = await logged_in(pool, adapter, sandbox, portal)
+    s = await signed_in(adapter, portal)
     try:
         sandbox.faults(maintenance=True)
         with pytest.raises(Maintenance):
@@ -191,9 +185,9 @@ async def test_maintenance_is_retryable(sandbox, pool, adapter, portal):
         await s.close()
 
 
-async def test_layout_variant_is_drift(sandbox, pool, adapter, portal):
+async def test_layout_variant_is_drift(sandbox, signed_in, adapter, portal):
     c = sample(sandbox.ground_truth(), portal, "denied")
-    s = await logged_in(pool, adapter, sandbox, portal)
+    s = await signed_in(adapter, portal)
     try:
         sandbox.faults(layout="v2")
         with pytest.raises(PortalDrift):

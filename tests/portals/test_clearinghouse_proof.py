@@ -16,7 +16,7 @@ from agent.pacing import TokenBucket
 from portals.base import AmbiguousClaim, ClaimError, ClaimMismatch, ClaimNotFound
 from portals.clearinghouse.adapter import ClearinghouseAdapter
 from portals.clearinghouse.mapping import claim_number_key
-from tests.portals.test_acceptance import actual, creds, expected, query, sample
+from tests.portals.test_acceptance import actual, expected, query, sample
 
 P = "clearinghouse"
 S = "clearinghouse."
@@ -56,15 +56,14 @@ def adapter():
     return ClearinghouseAdapter()
 
 
-async def logged_in(pool, adapter, sandbox, *, counted: bool = False, paced: bool = False):
+async def logged_in(signed_in, adapter, *, counted: bool = False, paced: bool = False):
+    """Signed in (the module's sign-in reused); `counted`: a fresh sign-in whose requests are counted."""
     pacer = None
     if counted:  # a bucket that never holds: only to count what the adapter declares as counted
         pacer = TokenBucket(10**9)
     elif paced:  # lookups in flight: paced under the portal's limit as the agent does, or the challenge fires
         pacer = TokenBucket(adapter.rate_limit_per_minute, margin=getattr(adapter, "rate_margin", 4))
-    s = await pool.session_for(adapter, sandbox.url(P), pacer=pacer)
-    await adapter.login(s, creds(sandbox, P))
-    return s
+    return await signed_in(adapter, P, pacer=pacer, fresh=counted)
 
 
 def switches(sandbox, **on) -> None:
@@ -111,11 +110,11 @@ async def result_rows(s) -> int:
 
 
 # ---------------------------------------------------------------- requests per lookup
-async def test_counted_requests_per_lookup_and_declared_patterns(sandbox, pool, adapter):
+async def test_counted_requests_per_lookup_and_declared_patterns(sandbox, signed_in, adapter):
     gt = sandbox.ground_truth()
     c1, c2, c3 = [c for c in claims_of(gt, org_with_most_claims(gt), payer_id="BMH") if c["payer_claim_number"]][:3]
     sandbox.control.post("/control/counters/reset").raise_for_status()
-    s = await logged_in(pool, adapter, sandbox, counted=True)
+    s = await logged_in(signed_in, adapter, counted=True)
     try:
         # the sign-in: the guard counts what the portal counts, the pages its redirects lead to included
         # (Playwright does not route a redirect's next page: the guard debits it from the pacer when sent)
@@ -143,11 +142,11 @@ async def test_counted_requests_per_lookup_and_declared_patterns(sandbox, pool, 
 
 
 # ---------------------------------------------------------------- wrong-thing scenarios
-async def test_near_matches_pick_the_exact_claim(sandbox, pool, adapter):
+async def test_near_matches_pick_the_exact_claim(sandbox, signed_in, adapter):
     switches(sandbox, near_matches=True)
     gt = sandbox.ground_truth()
     picks = [claims_of(gt, kind=k, payer_id=p)[0] for k, p in (("denied", "BMH"), ("paid", "CBP"), ("rejected", "BMH"))]
-    s = await logged_in(pool, adapter, sandbox)
+    s = await logged_in(signed_in, adapter)
     try:
         for c in picks:
             r = await adapter.claim_status(s, query(c, by_number=False))
@@ -157,11 +156,11 @@ async def test_near_matches_pick_the_exact_claim(sandbox, pool, adapter):
         await s.close()
 
 
-async def test_duplicate_submission_is_ambiguous_by_member_and_exact_by_number(sandbox, pool, adapter):
+async def test_duplicate_submission_is_ambiguous_by_member_and_exact_by_number(sandbox, signed_in, adapter):
     switches(sandbox, duplicate_claims=True)
     gt = sandbox.ground_truth()
     c = claims_of(gt, kind="denied", payer_id="BMH")[0]
-    s = await logged_in(pool, adapter, sandbox)
+    s = await logged_in(signed_in, adapter)
     try:
         with pytest.raises(AmbiguousClaim):
             await adapter.claim_status(s, query(c, by_number=False))
@@ -171,11 +170,11 @@ async def test_duplicate_submission_is_ambiguous_by_member_and_exact_by_number(s
         await s.close()
 
 
-async def test_stale_detail_and_results_are_waited_out(sandbox, pool, adapter):
+async def test_stale_detail_and_results_are_waited_out(sandbox, signed_in, adapter):
     switches(sandbox, stale_detail=True)
     gt = sandbox.ground_truth()
     cs = [claims_of(gt, kind=k, payer_id="BMH")[0] for k in ("paid", "denied", "partial", "rejected")]
-    s = await logged_in(pool, adapter, sandbox)
+    s = await logged_in(signed_in, adapter)
     try:
         # one tab, one tool: every detail after the first opens over the previous claim's cards
         for i, c in enumerate(cs):
@@ -185,10 +184,10 @@ async def test_stale_detail_and_results_are_waited_out(sandbox, pool, adapter):
         await s.close()
 
 
-async def test_reformatted_claim_numbers_are_matched_and_shown_as_printed(sandbox, pool, adapter):
+async def test_reformatted_claim_numbers_are_matched_and_shown_as_printed(sandbox, signed_in, adapter):
     switches(sandbox, claim_number_format=True)
     gt = sandbox.ground_truth()
-    s = await logged_in(pool, adapter, sandbox)
+    s = await logged_in(signed_in, adapter)
     try:
         for payer in ("BMH", "KMI", "CBP"):
             c = claims_of(gt, kind="denied", payer_id=payer)[0]
@@ -200,12 +199,12 @@ async def test_reformatted_claim_numbers_are_matched_and_shown_as_printed(sandbo
         await s.close()
 
 
-async def test_a_claim_that_is_not_the_query_is_a_mismatch(sandbox, pool, adapter):
+async def test_a_claim_that_is_not_the_query_is_a_mismatch(sandbox, signed_in, adapter):
     """The claim number finds a claim whose member/dates/amount are not the query's: refused."""
     gt = sandbox.ground_truth()
     a, b = [c for c in claims_of(gt, kind="paid", payer_id="BMH") if c["payer_claim_number"]][:2]
     q = query(a, by_number=True).model_copy(update={"payer_claim_number": b["payer_claim_number"]})
-    s = await logged_in(pool, adapter, sandbox)
+    s = await logged_in(signed_in, adapter)
     try:
         with pytest.raises(ClaimMismatch):
             await adapter.claim_status(s, q)
@@ -251,12 +250,12 @@ async def run_in_flight(adapter, s, items) -> list[tuple[dict, bool, bool, objec
     return out
 
 
-async def test_lookups_in_flight_on_one_session_match_ground_truth(sandbox, pool, adapter):
+async def test_lookups_in_flight_on_one_session_match_ground_truth(sandbox, signed_in, adapter):
     assert adapter.max_in_flight > 1
     gt = sandbox.ground_truth()
     items = mixed_queries(gt, org_with_most_claims(gt))
     assert len(items) >= 2 * adapter.max_in_flight
-    s = await logged_in(pool, adapter, sandbox, paced=True)
+    s = await logged_in(signed_in, adapter, paced=True)
     try:
         for c, _, exists, r in await run_in_flight(adapter, s, items):
             if exists:
@@ -270,12 +269,12 @@ async def test_lookups_in_flight_on_one_session_match_ground_truth(sandbox, pool
         await s.close()
 
 
-async def test_lookups_in_flight_with_every_wrong_thing_switch_never_misattribute(sandbox, pool, adapter):
+async def test_lookups_in_flight_with_every_wrong_thing_switch_never_misattribute(sandbox, signed_in, adapter):
     switches(sandbox, **dict.fromkeys(WRONG_THING_SWITCHES, True))
     gt = sandbox.ground_truth()
     items = mixed_queries(gt, org_with_most_claims(gt))
     items += [(c, not by_number and bool(c["payer_claim_number"]), ok) for c, by_number, ok in items if ok]
-    s = await logged_in(pool, adapter, sandbox, paced=True)
+    s = await logged_in(signed_in, adapter, paced=True)
     wrong, proven, refused = [], 0, 0
     try:
         for c, by_number, exists, r in await run_in_flight(adapter, s, items):

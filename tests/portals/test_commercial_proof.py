@@ -104,17 +104,14 @@ def switches(sandbox, **on: bool) -> None:
     sandbox.faults(None, switches={f"{P}.{k}": v for k, v in on.items()})
 
 
-async def logged_in(pool, sandbox, adapter, pacer=None):
-    s = await pool.session_for(adapter, sandbox.url(P), pacer=pacer)
-    await adapter.login(s, creds(sandbox))
-    return s
+async def logged_in(signed_in, adapter, pacer=None):
+    return await signed_in(adapter, P, pacer=pacer)  # the module's sign-in, reused
 
 
 # ---------------------------------------------------------------- counted requests
-@pytest.mark.slow
-async def test_requests_per_lookup_and_counted_requests_match_the_portal(sandbox, pool):
+async def test_requests_per_lookup_and_counted_requests_match_the_portal(sandbox, signed_in):
     adapter, w = CommercialAdapter(), World(sandbox)
-    s = await logged_in(pool, sandbox, adapter, pacer=TokenBucket(10_000))
+    s = await logged_in(signed_in, adapter, pacer=TokenBucket(10_000))
     try:
         paid, denied = w.kind("paid"), w.kind("denied")
         async with s.lease():
@@ -139,13 +136,12 @@ def same_visit_groups(w: World) -> list[list[dict]]:
     return [g for g in groups.values() if len(g) > 1]
 
 
-@pytest.mark.slow
-async def test_member_search_with_several_claims_picks_the_exact_one(sandbox, pool):
+async def test_member_search_with_several_claims_picks_the_exact_one(sandbox, signed_in):
     """Same member and dates of service, other billed amount or provider: each query gets its own claim."""
     adapter, w = CommercialAdapter(), World(sandbox)
     groups = same_visit_groups(w)
     assert groups, "the world has no member with two claims on one visit"
-    s = await logged_in(pool, sandbox, adapter)
+    s = await logged_in(signed_in, adapter)
     try:
         async with s.lease():
             for group in groups[:2]:
@@ -181,12 +177,11 @@ def near_pair(w: World) -> tuple[dict, dict]:
     pytest.fail("no member with two claims within 30 days")
 
 
-@pytest.mark.slow
-async def test_near_matches_are_never_taken_for_the_claim(sandbox, pool):
+async def test_near_matches_are_never_taken_for_the_claim(sandbox, signed_in):
     adapter, w = CommercialAdapter(), World(sandbox)
     a, b = near_pair(w)
     switches(sandbox, near_matches=True)
-    s = await logged_in(pool, sandbox, adapter)
+    s = await logged_in(signed_in, adapter)
     try:
         async with s.lease():
             assert_is(await adapter.claim_status(s, w.query(a, by_number=False)), a)
@@ -200,12 +195,11 @@ async def test_near_matches_are_never_taken_for_the_claim(sandbox, pool):
         await s.close()
 
 
-@pytest.mark.slow
-async def test_resubmitted_twin_makes_member_search_ambiguous(sandbox, pool):
+async def test_resubmitted_twin_makes_member_search_ambiguous(sandbox, signed_in):
     adapter, w = CommercialAdapter(), World(sandbox)
     denied = w.kind("denied")
     switches(sandbox, resubmitted_twins=True)
-    s = await logged_in(pool, sandbox, adapter)
+    s = await logged_in(signed_in, adapter)
     try:
         async with s.lease():
             with pytest.raises(AmbiguousClaim):  # same member, dates, billed and NPI, two claim numbers
@@ -217,13 +211,12 @@ async def test_resubmitted_twin_makes_member_search_ambiguous(sandbox, pool):
         await s.close()
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("switch", ["stale_detail", "stale_cards"])
-async def test_stale_detail_never_stands_in_for_the_new_claim(sandbox, pool, switch):
+async def test_stale_detail_never_stands_in_for_the_new_claim(sandbox, signed_in, switch):
     adapter, w = CommercialAdapter(), World(sandbox)
     switches(sandbox, **{switch: True})
     order = [w.kind(k) for k in ("paid", "denied", "partial", "rejected", "zero_pay", "overturned")]
-    s = await logged_in(pool, sandbox, adapter)
+    s = await logged_in(signed_in, adapter)
     try:
         async with s.lease():
             for c in order:
@@ -236,11 +229,10 @@ async def test_stale_detail_never_stands_in_for_the_new_claim(sandbox, pool, swi
         await s.close()
 
 
-@pytest.mark.slow
-async def test_reformatted_claim_numbers(sandbox, pool):
+async def test_reformatted_claim_numbers(sandbox, signed_in):
     adapter, w = CommercialAdapter(), World(sandbox)
     switches(sandbox, formatted_claim_numbers=True)
-    s = await logged_in(pool, sandbox, adapter)
+    s = await logged_in(signed_in, adapter)
     try:
         async with s.lease():
             for kind in ("paid", "denied"):
@@ -295,12 +287,11 @@ async def run_in_flight(adapter, s, queries) -> list[ClaimStatusResult | Excepti
     return results
 
 
-@pytest.mark.slow
-async def test_lookups_in_flight_on_one_session_match_ground_truth(sandbox, pool):
+async def test_lookups_in_flight_on_one_session_match_ground_truth(sandbox, signed_in):
     adapter, w = CommercialAdapter(), World(sandbox)
     assert adapter.max_in_flight > 1
     # paced as the agent paces the account (the portal challenges above its limit)
-    s = await logged_in(pool, sandbox, adapter, pacer=TokenBucket(adapter.rate_limit_per_minute))
+    s = await logged_in(signed_in, adapter, pacer=TokenBucket(adapter.rate_limit_per_minute))
     try:
         queries = mixed_queries(w)
         results = await run_in_flight(adapter, s, queries)

@@ -92,10 +92,8 @@ def assert_is_claim(r, c: dict) -> None:
     assert normalize_claim_number(r.shown_claim_number) == normalize_claim_number(c["payer_claim_number"])
 
 
-async def logged_in(pool, adapter, sandbox, pacer: TokenBucket | None = None):
-    s = await pool.session_for(adapter, sandbox.url(PORTAL), pacer=pacer)
-    await adapter.login(s, creds(sandbox))
-    return s
+async def logged_in(signed_in, adapter, pacer: TokenBucket | None = None):
+    return await signed_in(adapter, PORTAL, pacer=pacer)  # the module's sign-in, reused
 
 
 async def leased_lookup(adapter, s, q):
@@ -104,11 +102,10 @@ async def leased_lookup(adapter, s, q):
 
 
 # ---------------------------------------------------------------- requests per lookup
-@pytest.mark.slow
-async def test_requests_per_lookup_matches_the_portals_counter(sandbox, pool, adapter):
+async def test_requests_per_lookup_matches_the_portals_counter(sandbox, signed_in, adapter):
     claims = truth_claims(sandbox)
     denied, paid = pick(claims, "denied"), pick(claims, "paid")
-    s = await logged_in(pool, adapter, sandbox, pacer=TokenBucket(adapter.rate_limit_per_minute))
+    s = await logged_in(signed_in, adapter, pacer=TokenBucket(adapter.rate_limit_per_minute))
     try:
         await leased_lookup(adapter, s, query(paid, by_number=True))  # warm: crosswalk read once
         sandbox.control.post("/control/counters/reset").raise_for_status()
@@ -124,7 +121,6 @@ async def test_requests_per_lookup_matches_the_portals_counter(sandbox, pool, ad
 
 
 # ---------------------------------------------------------------- sign-in
-@pytest.mark.slow
 async def test_a_session_ended_while_signing_in_is_retryable_not_drift(sandbox, pool, adapter):
     """The portal ends the new session before the home page (here: every authenticated page expires it) and
     sends the browser back to its login page with a notice ("Your session has expired..."), no error: a
@@ -144,11 +140,10 @@ async def test_a_session_ended_while_signing_in_is_retryable_not_drift(sandbox, 
 
 
 # ---------------------------------------------------------------- wrong-thing scenarios
-@pytest.mark.slow
-async def test_near_matches_are_not_taken_for_the_claim(sandbox, pool, adapter):
+async def test_near_matches_are_not_taken_for_the_claim(sandbox, signed_in, adapter):
     sandbox.faults(None, switches={"medicaid.near_matches": True})
     claims = truth_claims(sandbox)
-    s = await logged_in(pool, adapter, sandbox)
+    s = await logged_in(signed_in, adapter)
     try:
         for kind in ("denied", "paid", "rejected"):
             c = pick(claims, kind)
@@ -158,11 +153,10 @@ async def test_near_matches_are_not_taken_for_the_claim(sandbox, pool, adapter):
         await s.close()
 
 
-@pytest.mark.slow
-async def test_duplicate_claims_are_ambiguous_by_member_but_found_by_icn(sandbox, pool, adapter):
+async def test_duplicate_claims_are_ambiguous_by_member_but_found_by_icn(sandbox, signed_in, adapter):
     sandbox.faults(None, switches={"medicaid.duplicate_claims": True})
     c = pick(truth_claims(sandbox), "denied")
-    s = await logged_in(pool, adapter, sandbox)
+    s = await logged_in(signed_in, adapter)
     try:
         with pytest.raises(AmbiguousClaim):
             await leased_lookup(adapter, s, query(c, by_number=False))
@@ -172,12 +166,11 @@ async def test_duplicate_claims_are_ambiguous_by_member_but_found_by_icn(sandbox
         await s.close()
 
 
-@pytest.mark.slow
-async def test_stale_detail_is_waited_out(sandbox, pool, adapter):
+async def test_stale_detail_is_waited_out(sandbox, signed_in, adapter):
     sandbox.faults(None, switches={"medicaid.stale_detail": True})
     claims = truth_claims(sandbox)
     first, second = pick(claims, "paid"), pick(claims, "denied")
-    s = await logged_in(pool, adapter, sandbox)
+    s = await logged_in(signed_in, adapter)
     try:
         assert_is_claim(await leased_lookup(adapter, s, query(first, by_number=True)), first)
         # Claim Detail first shows `first` again (the session's previous claim): the adapter must notice
@@ -192,12 +185,11 @@ async def test_stale_detail_is_waited_out(sandbox, pool, adapter):
         await s.close()
 
 
-@pytest.mark.slow
-async def test_reformatted_claim_numbers_are_matched_by_their_key(sandbox, pool, adapter):
+async def test_reformatted_claim_numbers_are_matched_by_their_key(sandbox, signed_in, adapter):
     sandbox.faults(None, switches={"medicaid.icn_format": True})
     c = pick(truth_claims(sandbox), "denied")
     n = c["payer_claim_number"]
-    s = await logged_in(pool, adapter, sandbox)
+    s = await logged_in(signed_in, adapter)
     try:
         for held in (n, f"{n[:4]}-{n[4:8]}-{n[8:]}", f" 00{n} "):  # how a PMS might hold it
             q = query(c, by_number=True, number=held)
@@ -247,11 +239,10 @@ async def run_in_flight(adapter, s, items):
     return out, peak
 
 
-@pytest.mark.slow
-async def test_lookups_in_flight_on_one_session_match_ground_truth(sandbox, pool, adapter):
+async def test_lookups_in_flight_on_one_session_match_ground_truth(sandbox, signed_in, adapter):
     assert adapter.max_in_flight > 1
     items = mix(sandbox)
-    s = await logged_in(pool, adapter, sandbox, pacer=TokenBucket(adapter.rate_limit_per_minute))
+    s = await logged_in(signed_in, adapter, pacer=TokenBucket(adapter.rate_limit_per_minute))
     try:
         results, peak = await run_in_flight(adapter, s, items)
         assert peak == adapter.max_in_flight
@@ -270,11 +261,10 @@ async def test_lookups_in_flight_on_one_session_match_ground_truth(sandbox, pool
         await s.close()
 
 
-@pytest.mark.slow
-async def test_all_wrong_thing_switches_on_never_attribute_another_claims_status(sandbox, pool, adapter):
+async def test_all_wrong_thing_switches_on_never_attribute_another_claims_status(sandbox, signed_in, adapter):
     sandbox.faults(None, switches={name: True for name in WRONG_THING_SWITCHES})
     items = mix(sandbox)
-    s = await logged_in(pool, adapter, sandbox, pacer=TokenBucket(adapter.rate_limit_per_minute))
+    s = await logged_in(signed_in, adapter, pacer=TokenBucket(adapter.rate_limit_per_minute))
     try:
         results, _ = await run_in_flight(adapter, s, items)
         wrong, right = [], 0
