@@ -8,6 +8,7 @@ import hashlib
 import json
 import subprocess
 import sys
+from collections.abc import Collection
 from datetime import date
 from pathlib import Path
 
@@ -74,7 +75,10 @@ def ensure_payer(s, org, p: dict) -> Payer:
     return row
 
 
-def onboard(Session, vault, control: httpx.Client, urls: dict[str, str]) -> dict:
+def onboard(Session, vault, control: httpx.Client, urls: dict[str, str],
+            only: Collection[str] | None = None) -> dict:
+    """The sandbox's submitted claims (or `only` those of these claim ids) and one portal account per
+    organization and portal, as a PMS and an administrator would set them up."""
     gt = control.get("/control/ground-truth").json()
     accounts = control.get("/control/accounts").json()
     counts = {"claims": 0, "accounts": 0}
@@ -91,6 +95,8 @@ def onboard(Session, vault, control: httpx.Client, urls: dict[str, str]) -> dict
         for c in gt["claims"]:
             if not c["visible"]:
                 continue  # not submitted yet on the sandbox clock: the PMS has not sent it
+            if only is not None and c["claim_id"] not in only:
+                continue
             org_key = npi_org[c["billing_npi"]]
             known = c["payer_claim_number"] if _knows_claim_number(c["claim_id"]) else None
             repo.add_claim(

@@ -34,11 +34,28 @@ async def runtime(settings, chromium):
         await rt.aclose()
 
 
+def sample_claims(ground_truth: dict, per_kind: int) -> set[str]:
+    """Up to `per_kind` submitted claims of every (portal, kind) of the world: each way a claim can look on
+    each portal (paid, denied, partial, zero pay, in process, pended, rejected, overturned...), without the
+    dozens of plain paid claims a full world adds."""
+    picked: dict[tuple[str, str], list[str]] = {}
+    for c in sorted(ground_truth["claims"], key=lambda c: c["claim_id"]):
+        if c["visible"]:
+            group = picked.setdefault((c["portal"], c.get("kind") or ""), [])
+            if len(group) < per_kind:
+                group.append(c["claim_id"])
+    return {cid for group in picked.values() for cid in group}
+
+
 @pytest.fixture
 def onboarded(request, sandbox, runtime):
-    """A store onboarded from a sandbox world of `param` claims (default 120: enough of every kind)."""
-    sandbox.reset(size=getattr(request, "param", 120))
+    """A store onboarded from the session sandbox. `param`: a world size (every claim of a world that size is
+    onboarded), or by default a small world: up to 3 claims of every (portal, kind) of a 120-claim world
+    (about 45 claims, every kind on every portal, every account)."""
+    size = getattr(request, "param", None)
+    sandbox.reset(size=size or 120)
     reset_pacers()
     rt = runtime()
-    onboard(rt.Session, rt.vault, sandbox.control, sandbox.urls)
+    only = None if size else sample_claims(sandbox.ground_truth(), per_kind=3)
+    onboard(rt.Session, rt.vault, sandbox.control, sandbox.urls, only=only)
     return rt

@@ -507,6 +507,7 @@ async def test_canary_catches_a_layout_change_before_any_result_is_stored(sandbo
 
 
 @pytest.mark.timeout(900)
+@pytest.mark.parametrize("onboarded", [120], indirect=True)  # every medicaid claim of a 120-claim world
 async def test_layout_switch_mid_sweep_every_later_read_is_drift(sandbox, onboarded):
     rt = onboarded
     rt.settings.breaker_threshold = 1000  # let every claim try: each must fail as drift, none get a status
