@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -102,6 +103,34 @@ def sandbox(sandbox_server: SandboxHandle) -> SandboxHandle:
     signed-in sessions are kept (a test that needs none signs in on a fresh browser context)."""
     sandbox_server.reset(keep_sessions=True)
     return sandbox_server
+
+
+@pytest.fixture(scope="session")
+def migrated_sqlite(tmp_path_factory) -> Path:
+    """A SQLite store migrated to head with its code tables loaded, once per session: tests copy the file
+    (`fresh_sqlite`) instead of migrating a store of their own."""
+    from store import repo
+    from store.db import make_engine, migrate, session_factory
+
+    path = tmp_path_factory.mktemp("template") / "portal_agent.db"
+    engine = make_engine(f"sqlite:///{path}")
+    migrate(engine)
+    with session_factory(engine)() as s:
+        repo.load_code_tables(s)
+        s.commit()
+    engine.dispose()
+    return path
+
+
+@pytest.fixture
+def fresh_sqlite(migrated_sqlite):
+    """Copy the migrated template to `dest` (a path): a new store, migrated, in a file copy's time."""
+
+    def copy(dest: Path) -> Path:
+        shutil.copyfile(migrated_sqlite, dest)
+        return dest
+
+    return copy
 
 
 @pytest.fixture(scope="session")

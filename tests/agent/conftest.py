@@ -11,10 +11,12 @@ from core.demo import onboard
 
 
 @pytest.fixture
-def settings(tmp_path):
+def settings(tmp_path, fresh_sqlite):
+    """Settings of a store of this test's own: the migrated template copied into its data dir."""
     s = get_settings().model_copy(deep=True)
     s.data_dir = tmp_path
     s.database_url = ""
+    fresh_sqlite(tmp_path / "portal_agent.db")  # the default store's file (Settings.resolved_database_url)
     s.retry_backoff_s = 0.2
     return s
 

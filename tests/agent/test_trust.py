@@ -152,18 +152,24 @@ def _most_in_a_window(stamps: list[float], window: float) -> int:
 
 # The pacer's tests run on a ManualClock: virtual time that moves only from timer to timer, so a window of a
 # second (or a minute) takes no wall time and every figure below is exact, whatever the machine is doing.
-async def test_token_bucket_stays_under_the_limit():
-    clock = ManualClock()
-    bucket = TokenBucket(600, burst=4, margin=4, clock=clock)  # 596 a minute: ~9.9 a second
+async def _sweep_send_times(bucket: TokenBucket, clock: ManualClock, requests: int) -> list[float]:
+    """A sweep's requests one after another through the bucket: when each was let go (clock seconds)."""
     t0 = clock.monotonic()
     stamps: list[float] = []
 
     async def sweep() -> None:
-        for _ in range(24):
+        for _ in range(requests):
             await bucket.acquire()
             stamps.append(clock.monotonic() - t0)
 
     await clock.run(sweep())
+    return stamps
+
+
+async def test_token_bucket_stays_under_the_limit():
+    clock = ManualClock()
+    bucket = TokenBucket(600, burst=4, margin=4, clock=clock)  # 596 a minute: ~9.9 a second
+    stamps = await _sweep_send_times(bucket, clock, 24)
     # the first `burst` go at once, then one every 1/rate seconds
     assert stamps[:4] == [0.0] * 4
     gaps = [b - a for a, b in zip(stamps[3:], stamps[4:], strict=False)]
@@ -200,15 +206,7 @@ async def test_token_bucket_never_sends_more_than_the_limit_in_one_window():
     (the bucket alone would let burst + rate x window through). A 1-second window stands in for the minute."""
     clock = ManualClock()
     bucket = TokenBucket(24 + 2, burst=6, margin=2, window_s=1.0, clock=clock)  # at most 24 a second, 6 at once
-    t0 = clock.monotonic()
-    stamps: list[float] = []
-
-    async def sweep() -> None:
-        for _ in range(50):
-            await bucket.acquire()
-            stamps.append(clock.monotonic() - t0)
-
-    await clock.run(sweep())
+    stamps = await _sweep_send_times(bucket, clock, 50)
     assert stamps[:6] == [0.0] * 6  # the burst: at once
     assert _most_in_a_window(stamps, 1.0) == 24
     # the bucket alone would send the 25th at (25 - 6) / 24 = 0.79 s: the window holds it to 1 s

@@ -15,13 +15,12 @@ from store.models import Denial, OutboxEvent, Payer, StatusObservation, StatusTr
 
 
 @pytest.fixture
-def db(tmp_path):
-    engine = make_engine(f"sqlite:///{tmp_path / 'pa.db'}")
-    migrate(engine)
-    migrate(engine)  # a second start is a no-op
+def db(tmp_path, fresh_sqlite):
+    engine = make_engine(f"sqlite:///{fresh_sqlite(tmp_path / 'pa.db')}")  # migrated once per session
+    migrate(engine)  # a start on a migrated store is a no-op
     Session = session_factory(engine)
     with Session() as s:
-        repo.load_code_tables(s)
+        repo.load_code_tables(s)  # as on every start: loading them again changes nothing
         s.commit()
     return engine, Session
 
