@@ -8,6 +8,7 @@ from agent.pacing import reset_pacers
 from agent.runtime import Runtime
 from core.config import get_settings
 from core.demo import onboard
+from tests.worlds import sample_claims
 
 
 @pytest.fixture
@@ -34,19 +35,6 @@ async def runtime(settings, chromium):
     yield start
     for rt in started:
         await rt.aclose()
-
-
-def sample_claims(ground_truth: dict, per_kind: int) -> set[str]:
-    """Up to `per_kind` submitted claims of every (portal, kind) of the world: each way a claim can look on
-    each portal (paid, denied, partial, zero pay, in process, pended, rejected, overturned...), without the
-    dozens of plain paid claims a full world adds."""
-    picked: dict[tuple[str, str], list[str]] = {}
-    for c in sorted(ground_truth["claims"], key=lambda c: c["claim_id"]):
-        if c["visible"]:
-            group = picked.setdefault((c["portal"], c.get("kind") or ""), [])
-            if len(group) < per_kind:
-                group.append(c["claim_id"])
-    return {cid for group in picked.values() for cid in group}
 
 
 @pytest.fixture
