@@ -9,7 +9,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from portals.base import ClaimQuery, ClaimStatusResult, PortalError
+from core.claims import ClaimQuery, ClaimStatusResult
+from core.errors import PortalError
 
 _NOT_ALNUM = re.compile(r"[^0-9A-Z]")
 

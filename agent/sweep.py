@@ -31,22 +31,21 @@ from agent.evidence import EvidenceStore
 from agent.guards import CircuitBreaker, LockoutGuard
 from agent.pacing import pacer_for
 from agent.proof import claim_number_key, unproven
+from core.claims import ClaimQuery, ClaimStatusResult
 from core.config import Settings
-from portals.base import (
+from core.errors import (
     AccountError,
     AccountLocked,
     BlockedAction,
     ClaimMismatch,
-    ClaimQuery,
-    ClaimStatusResult,
     LoginRejected,
     MfaFailed,
     PortalDrift,
     PortalError,
     RetryableError,
     SessionExpired,
-    registry,
 )
+from portals.base import registry
 from store import accounts as acct_repo
 from store import repo
 from store.models import CheckFailure, Claim, Organization, Payer, PortalAccount, SweepRun

@@ -12,10 +12,11 @@ from decimal import Decimal
 from pathlib import Path
 
 from agent.browser import BrowserPool
+from core.claims import ClaimQuery
 from core.config import get_settings
+from core.credentials import Credentials
 from core.demo import SandboxProcess
 from portals import load_adapters
-from portals.base import ClaimQuery, Credentials
 
 
 async def shoot(out: Path) -> None:

@@ -43,8 +43,8 @@ from decimal import Decimal
 
 from sqlalchemy import Engine, event, select, text
 
+from core.claims import ClaimStatusResult
 from core.config import Settings
-from portals.base import ClaimStatusResult
 from store import repo
 from store.db import make_engine, migrate, session_factory
 from store.models import Claim, SweepRun

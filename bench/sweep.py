@@ -132,9 +132,9 @@ async def _agent_child(spec: dict, out_path: str) -> None:
     from agent.pacing import reset_pacers
     from agent.runtime import Runtime
     from core.config import get_settings
+    from core.credentials import Credentials
     from core.demo import ensure_payer
     from core.logging import configure
-    from portals.base import Credentials
     from store import accounts as acct_repo
     from store import repo
     from store.models import CheckFailure, Claim, Payer

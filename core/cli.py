@@ -21,17 +21,6 @@ console = Console()
 PROFILES = ("off", "realistic", "faulty")
 
 
-def _sandbox_ports(port_base: int | None) -> dict[str, int]:
-    s = get_settings().sandbox
-    if port_base is None:
-        return {"control": s.control_port, "clearinghouse": s.clearinghouse_port,
-                "commercial": s.commercial_port, "medicaid": s.medicaid_port}
-    if port_base == 0:
-        return dict.fromkeys(("control", "clearinghouse", "commercial", "medicaid"), 0)
-    return {"control": port_base, "clearinghouse": port_base + 1, "commercial": port_base + 2,
-            "medicaid": port_base + 3}
-
-
 def _check_profile(profile: str | None) -> None:
     if profile is not None and profile not in PROFILES:
         raise typer.BadParameter(f"must be one of {', '.join(PROFILES)}", param_hint="--profile")
@@ -47,11 +36,12 @@ def sandbox(
 ) -> None:
     """Run the three sandbox payer portals and print their URLs and demo logins."""
     from fixtures.server import run  # noqa: TID251 - the sandbox is a demo/test tool, loaded on demand
+    from fixtures.settings import SandboxSettings  # noqa: TID251 - its own settings (PORTAL_AGENT_SANDBOX_)
 
     _check_profile(profile)
-    s = get_settings().sandbox
+    s = SandboxSettings()
     run(seed if seed is not None else s.seed, size or s.size, accounts or s.accounts_per_portal,
-        profile or s.profile, s.host, _sandbox_ports(port_base), False)
+        profile or s.profile, s.host, s.ports(port_base), False)
 
 
 async def _sweep_with_progress(rt, **kw):
@@ -103,15 +93,17 @@ def demo(
 
     from agent.runtime import Runtime
     from core.demo import SandboxProcess, compare_with_truth, onboard
+    from fixtures.settings import SandboxSettings  # noqa: TID251 - the sandbox's own settings
 
+    sandbox_settings = SandboxSettings()
     _check_profile(profile)
     configure("WARNING")
     settings = get_settings().model_copy()
     settings.data_dir = settings.data_dir / "demo"
     shutil.rmtree(settings.data_dir, ignore_errors=True)  # the demo starts from a clean store each time
     settings.database_url = ""
-    size = size or settings.sandbox.size
-    with SandboxProcess(size=size, seed=settings.sandbox.seed, profile=profile) as sb:
+    size = size or sandbox_settings.size
+    with SandboxProcess(size=size, seed=sandbox_settings.seed, profile=profile) as sb:
         for portal in ("clearinghouse", "commercial", "medicaid"):
             console.print(f"sandbox {portal:14} {sb.urls[portal]}/")
         rt = Runtime.start(settings)

@@ -40,20 +40,6 @@ class BrowserSettings(BaseSettings):
         return path
 
 
-class SandboxSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="PORTAL_AGENT_SANDBOX_")
-
-    host: str = "127.0.0.1"
-    clearinghouse_port: int = 8101
-    commercial_port: int = 8102
-    medicaid_port: int = 8103
-    control_port: int = 8100
-    seed: int = 7
-    size: int = 500
-    accounts_per_portal: int = 4
-    profile: str = "off"
-
-
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PORTAL_AGENT_", env_nested_delimiter="__")
 
@@ -98,7 +84,6 @@ class Settings(BaseSettings):
     schedules: dict[str, str] = Field(default_factory=lambda: {"sweep:all:nightly": "0 2 * * *",
                                                                 "sweep:all:midday": "0 13 * * 1-5"})
     browser: BrowserSettings = Field(default_factory=BrowserSettings)
-    sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
 
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'portal_agent.db'}"

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 
-from portals.base import Credentials
+from core.credentials import Credentials
 from store import accounts as acct_repo
 from store import repo
 from store.models import Payer

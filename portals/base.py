@@ -1,18 +1,40 @@
-"""The adapter contract: capabilities, typed queries/results, the error hierarchy, the registry.
+"""The adapter contract: capabilities, request patterns, the adapter Protocol, the registry.
 
-Result and query types carry no browser types, so an HTTP/FHIR adapter can sit behind the same methods.
-Results hold what the portal said (raw label, raw reason text/codes) AND the normalized form.
+The queries, results and errors an adapter speaks are the shared vocabulary of core/ (core.claims,
+core.credentials, core.errors): no browser types, so an HTTP/FHIR adapter can sit behind the same methods.
 """
 
 from __future__ import annotations
 
 import enum
 import re
-from datetime import date, datetime
-from decimal import Decimal
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
+
+# the shared vocabulary lives in core/ (core.claims, core.credentials, core.errors); re-exported here for one
+# release so adapters and callers can move their imports
+from core.claims import ClaimQuery, ClaimStatusResult, LineAdjustment, LineResult  # noqa: F401
+from core.credentials import Credentials  # noqa: F401
+from core.errors import (  # noqa: F401
+    AccountError,
+    AccountLocked,
+    AmbiguousClaim,
+    BlockedAction,
+    ChallengePresented,
+    ClaimError,
+    ClaimMismatch,
+    ClaimNotFound,
+    LoginRejected,
+    Maintenance,
+    MfaFailed,
+    NeedsAttention,
+    PortalDrift,
+    PortalError,
+    PortalUnavailable,
+    RetryableError,
+    SessionExpired,
+)
 
 
 class Capability(enum.StrEnum):
@@ -42,169 +64,6 @@ class RequestPattern(BaseModel):
     def under(cls, path_prefix: str, method: str = "*") -> RequestPattern:
         """Any request (or `method`) whose path starts with `path_prefix`."""
         return cls(method=method, url_regex=rf"^https?://[^/?#]+{re.escape(path_prefix)}")
-
-
-class Credentials(BaseModel):
-    username: str
-    password: str = Field(repr=False)
-    totp_secret: str | None = Field(default=None, repr=False)
-
-
-class ClaimQuery(BaseModel):
-    """What we know of a claim. The adapter searches by payer claim number when known, else by
-    member + date of service, and proves the page it read belongs to this claim."""
-
-    claim_ref: str  # our id for the claim (the PMS's), for evidence and logs (not PHI)
-    payer_key: str
-    payer_claim_number: str | None = None
-    member_id: str = Field(repr=False)
-    # PHI some portals' search forms require (date of birth, patient name when not the subscriber)
-    patient_dob: date | None = Field(default=None, repr=False)
-    patient_first_name: str | None = Field(default=None, repr=False)
-    patient_last_name: str | None = Field(default=None, repr=False)
-    dos_from: date
-    dos_to: date
-    billing_npi: str
-    billed: Decimal
-    org_external_id: str | None = None
-
-
-class LineAdjustment(BaseModel):
-    group: str  # CO | PR | OA | PI | CR
-    carc: str
-    amount: Decimal
-    raw: str | None = None  # the portal's own words/code for this reason
-
-
-class LineResult(BaseModel):
-    line_no: int
-    cpt: str
-    modifiers: list[str] = []
-    billed: Decimal
-    allowed: Decimal | None = None
-    paid: Decimal | None = None
-    adjustments: list[LineAdjustment] = []
-    rarcs: list[str] = []
-
-
-class ClaimStatusResult(BaseModel):
-    claim_ref: str
-    portal_key: str
-    observed_at: datetime
-    # normalized
-    status_category: str  # X12 277 claim status category (A3, P1, F1, F2, ...)
-    status_code: str | None = None  # X12 277 claim status code
-    payer_claim_number: str | None = None
-    billed: Decimal
-    allowed: Decimal | None = None
-    paid: Decimal | None = None
-    patient_responsibility: Decimal | None = None
-    check_number: str | None = None
-    check_date: date | None = None
-    lines: list[LineResult] = []
-    rejection_reason: str | None = None
-    # what the page showed, verbatim
-    raw_label: str
-    raw: dict[str, Any] = {}
-    # proof: the identifiers the page showed for the claim it read (checked against the query before
-    # returning; the runner checks them again and refuses a result that does not prove its claim)
-    shown_member_id: str | None = Field(default=None, repr=False)
-    shown_dos_from: date | None = None
-    shown_dos_to: date | None = None
-    shown_claim_number: str | None = None  # as the page printed it (before normalization)
-    shown_billed: Decimal | None = None
-    evidence_ref: str | None = None
-
-    @property
-    def is_rejection(self) -> bool:
-        return self.status_category in ("A3", "A6", "A7", "A8")
-
-    @property
-    def finalized(self) -> bool:
-        return self.status_category.startswith("F") or self.is_rejection
-
-
-# ---------------------------------------------------------------- errors
-class PortalError(Exception):
-    """Base of the hierarchy the runner understands. Messages never contain PHI or secrets."""
-
-    retryable: ClassVar[bool] = False
-    scope: ClassVar[str] = "claim"  # claim | account | portal
-
-    def __init__(self, message: str, *, evidence_ref: str | None = None) -> None:
-        super().__init__(message)
-        self.evidence_ref = evidence_ref
-
-
-class RetryableError(PortalError):
-    retryable = True
-    scope = "portal"
-
-
-class PortalUnavailable(RetryableError):
-    """Timeout, 5xx, dropped connection, partial page."""
-
-
-class SessionExpired(RetryableError):
-    scope = "account"
-
-
-class Maintenance(RetryableError):
-    """The portal shows its maintenance page; retry after the window."""
-
-
-class AccountError(PortalError):
-    """Stop the account; never retry blindly (a human must look)."""
-
-    scope = "account"
-
-
-class LoginRejected(AccountError):
-    pass
-
-
-class MfaFailed(AccountError):
-    pass
-
-
-class AccountLocked(AccountError):
-    pass
-
-
-class ChallengePresented(AccountError):
-    """CAPTCHA / 'unusual activity' page: never solved by the agent."""
-
-
-class NeedsAttention(AccountError):
-    """A gate only a human should pass: password change, profile re-verification, terms, disabled."""
-
-
-class ClaimError(PortalError):
-    scope = "claim"
-
-
-class ClaimNotFound(ClaimError):
-    pass
-
-
-class AmbiguousClaim(ClaimError):
-    pass
-
-
-class ClaimMismatch(ClaimError):
-    """The page showed another claim than the one asked for."""
-
-
-class PortalDrift(PortalError):
-    """The page no longer looks as the adapter expects, or shows a label/code we do not know."""
-
-    scope = "portal"
-
-
-class BlockedAction(PortalError):
-    """The read-only guard aborted a state-changing request."""
-
-    scope = "claim"
 
 
 # ---------------------------------------------------------------- contract + registry

@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from portals.base import Credentials
+from core.credentials import Credentials
 from store.models import PortalAccount
 from store.vault import Vault
 

@@ -18,8 +18,8 @@ from decimal import Decimal
 from sqlalchemy import case, delete, select
 from sqlalchemy.orm import Session
 
-from portals.base import ClaimStatusResult
-from store import codes
+from core import codes
+from core.claims import ClaimStatusResult
 from store.models import (
     Adjustment,
     AuditEntry,

@@ -42,3 +42,11 @@ def test_imports_respect_the_layers(package):
             if not any(rel.startswith(p) for p in allowed):
                 bad.append(f"{rel} imports {mod}")
     assert bad == []
+
+
+def test_the_sandbox_imports_no_product_code():
+    """fixtures/ is the world we test in: it reads shared/data itself and imports none of our packages, so
+    nothing the product believes can leak into what the portals show."""
+    bad = [f"{path.relative_to(REPO).as_posix()} imports {mod}"
+           for path in (REPO / "fixtures").rglob("*.py") for mod in set(imports(path)) if mod in PRODUCT]
+    assert bad == []

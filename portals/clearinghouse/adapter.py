@@ -72,25 +72,20 @@ from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import Frame, Page
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 
-from portals.base import (
+from core.claims import ClaimQuery, ClaimStatusResult, LineAdjustment, LineResult
+from core.credentials import Credentials
+from core.errors import (
     AmbiguousClaim,
-    Capability,
     ClaimError,
     ClaimMismatch,
     ClaimNotFound,
-    ClaimQuery,
-    ClaimStatusResult,
-    Credentials,
-    LineAdjustment,
-    LineResult,
     NeedsAttention,
     PortalDrift,
     PortalError,
     PortalUnavailable,
-    RequestPattern,
     SessionExpired,
-    register,
 )
+from portals.base import Capability, RequestPattern, register
 from portals.clearinghouse import mapping as M
 from portals.clearinghouse.pages import (
     ANNOUNCEMENTS,

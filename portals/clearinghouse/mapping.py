@@ -13,7 +13,8 @@ import re
 from datetime import date, datetime
 from decimal import Decimal
 
-from portals.base import (
+from core.codes import carc, group_codes, rarc, status_codes
+from core.errors import (
     AccountLocked,
     ClaimError,
     LoginRejected,
@@ -23,7 +24,6 @@ from portals.base import (
     PortalError,
     PortalUnavailable,
 )
-from store.codes import carc, group_codes, rarc, status_codes
 
 # Status badge (results table and detail) -> X12 277 claim status category.
 STATUS_LABELS: dict[str, str] = {

@@ -24,7 +24,7 @@ from playwright.async_api import Frame, Locator, Page
 from playwright.async_api import Request as PwRequest
 from playwright.async_api import Response as PwResponse
 
-from portals.base import (
+from core.errors import (
     ChallengePresented,
     Maintenance,
     NeedsAttention,

@@ -46,27 +46,22 @@ from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import Page
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 
-from portals.base import (
+from core.claims import ClaimQuery, ClaimStatusResult, LineAdjustment, LineResult
+from core.credentials import Credentials
+from core.errors import (
     AmbiguousClaim,
-    Capability,
     ChallengePresented,
     ClaimError,
     ClaimMismatch,
     ClaimNotFound,
-    ClaimQuery,
-    ClaimStatusResult,
-    Credentials,
-    LineAdjustment,
-    LineResult,
     Maintenance,
     NeedsAttention,
     PortalDrift,
     PortalError,
     PortalUnavailable,
-    RequestPattern,
     SessionExpired,
-    register,
 )
+from portals.base import Capability, RequestPattern, register
 from portals.commercial import mapping as M
 from portals.commercial.pages import (
     ApiReply,

@@ -3,7 +3,7 @@ status code, returned-claim reasons -> 277 status code, adjustment wording -> gr
 remark TEXT -> CARC / RARC (the portal never shows a code), and parsers for its money and date formats.
 
 Reason text is matched exactly: first the payer's own paraphrases (paraphrases.csv, recorded from the
-portal), then the short descriptions of the shipped code lists (store.codes). Text that matches nothing,
+portal), then the short descriptions of the shipped code lists (core.codes). Text that matches nothing,
 or more than one current code, is drift: never a guess.
 """
 
@@ -16,15 +16,8 @@ from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 
-from portals.base import (
-    AccountLocked,
-    LoginRejected,
-    MfaFailed,
-    NeedsAttention,
-    PortalDrift,
-    PortalError,
-)
-from store.codes import carc, rarc, short_description
+from core.codes import carc, rarc, short_description
+from core.errors import AccountLocked, LoginRejected, MfaFailed, NeedsAttention, PortalDrift, PortalError
 
 HERE = Path(__file__).resolve().parent
 

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 from playwright.async_api import Locator, Page, Request, Response
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 
-from portals.base import ChallengePresented, ClaimMismatch, PortalDrift, PortalUnavailable
+from core.errors import ChallengePresented, ClaimMismatch, PortalDrift, PortalUnavailable
 
 # An element the flow needs must show up this soon once the portal has answered (else the page changed).
 ELEMENT_MS = 8_000

@@ -48,25 +48,20 @@ from typing import Any
 from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 
+from core.claims import ClaimQuery, ClaimStatusResult, LineAdjustment, LineResult
 from core.clock import portal_clock
-from portals.base import (
+from core.credentials import Credentials
+from core.errors import (
     AmbiguousClaim,
-    Capability,
     ClaimMismatch,
     ClaimNotFound,
-    ClaimQuery,
-    ClaimStatusResult,
-    Credentials,
-    LineAdjustment,
-    LineResult,
     NeedsAttention,
     PortalDrift,
     PortalError,
     PortalUnavailable,
-    RequestPattern,
     SessionExpired,
-    register,
 )
+from portals.base import Capability, RequestPattern, register
 from portals.medicaid import mapping
 from portals.medicaid.mapping import EobEntry, mdy, mdy_or_na, money, money_or_na, optional_text
 from portals.medicaid.pages import (

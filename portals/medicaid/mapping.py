@@ -15,14 +15,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 
-from portals.base import (
-    AccountLocked,
-    LoginRejected,
-    NeedsAttention,
-    PortalDrift,
-    PortalError,
-    SessionExpired,
-)
+from core.errors import AccountLocked, LoginRejected, NeedsAttention, PortalDrift, PortalError, SessionExpired
 
 # Claim status label (as printed on Claim Detail) -> (277 category, 277 status code).
 # F2's code depends on the denial reason (DENIAL_STATUS_CODES); A3/A6/A7's on the edit (REJECTION_EDITS).

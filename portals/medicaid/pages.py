@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 from playwright.async_api import Locator, Page
 from playwright.async_api import Response as PwResponse
 
-from portals.base import (
+from core.errors import (
     ChallengePresented,
     Maintenance,
     NeedsAttention,

@@ -113,7 +113,7 @@ async def test_realistic_faults_every_claim_checked_or_failed_with_reason(sandbo
 @pytest.mark.timeout(900)
 async def test_lockout_guard_never_sends_a_second_bad_password(sandbox, onboarded):
     rt = onboarded
-    from portals.base import Credentials
+    from core.credentials import Credentials
     from store import accounts as acct_repo
 
     with rt.Session() as s:
@@ -138,7 +138,7 @@ async def test_lockout_guard_never_sends_a_second_bad_password(sandbox, onboarde
 
 def _login_failing(base: type, times: int) -> type:
     """The adapter with its sign-in cut short by a portal 5xx the first `times` logins (of the process)."""
-    from portals.base import PortalUnavailable
+    from core.errors import PortalUnavailable
 
     class Flaky(base):
         failed = 0

@@ -18,9 +18,10 @@ from typer.testing import CliRunner
 
 from agent.pacing import TokenBucket
 from agent.proof import claim_number_key, unproven
+from core.claims import ClaimQuery, ClaimStatusResult
 from core.cli import app
 from core.clock import ManualClock
-from portals.base import ClaimQuery, ClaimStatusResult, registry
+from portals.base import registry
 from store import repo
 from store.models import (
     AuditEntry,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 
 from agent.pacing import TokenBucket
-from portals.base import Credentials
+from core.credentials import Credentials
 
 
 @pytest.fixture(scope="module")

@@ -12,16 +12,10 @@ from decimal import Decimal
 
 import pytest
 
+from core.claims import ClaimQuery
+from core.credentials import Credentials
+from core.errors import ClaimNotFound, LoginRejected, Maintenance, PortalDrift, SessionExpired
 from portals import load_adapters
-from portals.base import (
-    ClaimNotFound,
-    ClaimQuery,
-    Credentials,
-    LoginRejected,
-    Maintenance,
-    PortalDrift,
-    SessionExpired,
-)
 
 ADAPTERS = ["clearinghouse", "commercial", "medicaid"]  # one line per portal
 KINDS = ["paid", "denied", "partial", "zero_pay", "in_process", "rejected", "overturned"]

@@ -13,7 +13,7 @@ from decimal import Decimal
 import pytest
 
 from agent.pacing import TokenBucket
-from portals.base import AmbiguousClaim, ClaimError, ClaimMismatch, ClaimNotFound
+from core.errors import AmbiguousClaim, ClaimError, ClaimMismatch, ClaimNotFound
 from portals.clearinghouse.adapter import ClearinghouseAdapter
 from portals.clearinghouse.mapping import claim_number_key
 from tests.portals.test_acceptance import actual, expected, query, sample
@@ -302,7 +302,7 @@ async def test_lookups_in_flight_with_every_wrong_thing_switch_never_misattribut
 
 # ---------------------------------------------------------------- redirected data requests
 def test_a_redirected_search_or_card_is_a_lost_session_or_the_challenge_never_drift():
-    from portals.base import ChallengePresented, SessionExpired
+    from core.errors import ChallengePresented, SessionExpired
     from portals.clearinghouse.pages import redirect_error
 
     # another tab signing the same session in again: the portal sends data requests to a sign-in step

@@ -12,15 +12,9 @@ from decimal import Decimal
 import pytest
 
 from agent.pacing import TokenBucket
-from portals.base import (
-    AmbiguousClaim,
-    ClaimMismatch,
-    ClaimNotFound,
-    ClaimQuery,
-    ClaimStatusResult,
-    Credentials,
-    PortalDrift,
-)
+from core.claims import ClaimQuery, ClaimStatusResult
+from core.credentials import Credentials
+from core.errors import AmbiguousClaim, ClaimMismatch, ClaimNotFound, PortalDrift
 from portals.commercial import mapping as M
 from portals.commercial.adapter import CommercialAdapter
 

@@ -15,8 +15,10 @@ import pytest
 
 from agent.pacing import TokenBucket
 from agent.proof import unproven
+from core.claims import ClaimQuery
+from core.credentials import Credentials
+from core.errors import AmbiguousClaim, ClaimMismatch, ClaimNotFound, SessionExpired
 from portals import load_adapters
-from portals.base import AmbiguousClaim, ClaimMismatch, ClaimNotFound, ClaimQuery, Credentials, SessionExpired
 from portals.medicaid.mapping import icn, normalize_claim_number
 
 PORTAL = "medicaid"

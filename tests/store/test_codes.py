@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
+from core import codes
 from core.config import get_settings
-from store import codes
 
 SHIPPED = Path(codes.__file__).parent / "data"
 

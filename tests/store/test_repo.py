@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import func, inspect, select
 
-from portals.base import ClaimStatusResult, LineAdjustment, LineResult
+from core.claims import ClaimStatusResult, LineAdjustment, LineResult
 from store import repo
 from store.db import make_engine, migrate, session_factory
 from store.models import Denial, OutboxEvent, Payer, StatusObservation, StatusTransition

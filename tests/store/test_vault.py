@@ -24,7 +24,7 @@ def test_default_key_file_is_private(tmp_path):
 
 
 def test_rotate_all_accounts(tmp_path):
-    from portals.base import Credentials
+    from core.credentials import Credentials
     from store import accounts, repo
     from store.db import make_engine, migrate, session_factory
 
