@@ -11,26 +11,16 @@ from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 
-from core.config import get_settings
-
 log = structlog.get_logger("portal_agent.scheduler")
+# the sweep job, by textual reference so the job store can persist it; it lives in the entry package,
+# which alone wires a runtime (agent, store): portal_agent/jobs.py
+JOB_REF = "portal_agent.jobs:scheduled_sweep"
 
 
-async def scheduled_sweep(portal_key: str | None = None) -> None:
-    """The job: a textual reference (agent.scheduler:scheduled_sweep), so the job store can persist it."""
-    from agent.runtime import Runtime
-
-    rt = Runtime.start(get_settings())
-    try:
-        summary = await rt.runner().sweep(portal_key=portal_key, trigger="schedule")
-        log.info("scheduled_sweep.done", run_id=summary.run_id, checked=summary.counts["checked"],
-                 failed=summary.counts["failed"])
-    finally:
-        await rt.aclose()
-
-
-def build_scheduler(database_url: str, schedules: dict[str, str], misfire_grace_s: int = 3600) -> AsyncIOScheduler:
-    """schedules: job id -> crontab ('0 2 * * *'); job id 'sweep:<portal or all>:<name>'."""
+def build_scheduler(database_url: str, schedules: dict[str, str], misfire_grace_s: int = 3600, *,
+                    job_ref: str = JOB_REF) -> AsyncIOScheduler:
+    """schedules: job id -> crontab ('0 2 * * *'); job id 'sweep:<portal or all>:<name>'; `job_ref` the
+    sweep job ('module:function' taking `portal_key`)."""
     sched = AsyncIOScheduler(jobstores={"default": SQLAlchemyJobStore(url=database_url,
                                                                       tablename="apscheduler_jobs")},
                              job_defaults={"coalesce": True, "max_instances": 1,
@@ -38,7 +28,7 @@ def build_scheduler(database_url: str, schedules: dict[str, str], misfire_grace_
                              timezone="UTC")
     for job_id, cron in schedules.items():
         portal = job_id.split(":")[1]
-        sched.add_job("agent.scheduler:scheduled_sweep", CronTrigger.from_crontab(cron, timezone="UTC"),
+        sched.add_job(job_ref, CronTrigger.from_crontab(cron, timezone="UTC"),
                       id=job_id, kwargs={"portal_key": None if portal == "all" else portal},
                       replace_existing=True)
     return sched

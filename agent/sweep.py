@@ -117,9 +117,15 @@ class SweepRunner:
         self.guard = LockoutGuard(window=timedelta(minutes=settings.lockout_window_minutes), clock=clock)
         self._live: dict[int, _Account] = {}  # account id -> its run in progress (for on-demand checks)
 
+    def checked_live(self, account_id: int) -> int | None:
+        """Claims the run in progress of this account has checked so far; None when it has none."""
+        run = self._live.get(account_id)
+        return None if run is None else run.checked
+
     # ------------------------------------------------------------------ planning
-    def _plan(self, s, portal_key: str | None, claim_ids: list[int] | None
-              ) -> list[tuple[PortalAccount, list[_Job]]]:
+    def plan(self, s, portal_key: str | None, claim_ids: list[int] | None
+             ) -> list[tuple[PortalAccount, list[_Job]]]:
+        """Which account reads which claims: the due claims (or `claim_ids`), of `portal_key` or every portal."""
         now = self.clock()
         if claim_ids is not None:
             claims = repo.claims_by_ids(s, claim_ids)
@@ -156,7 +162,7 @@ class SweepRunner:
             run = SweepRun(portal_key=portal_key, trigger=trigger, started_at=started, status="running", counts={})
             s.add(run)
             s.commit()
-            plan = self._plan(s, portal_key, claim_ids)
+            plan = self.plan(s, portal_key, claim_ids)
             s.expunge_all()
         summary = SweepSummary(run_id=run.id)
         if on_plan:
@@ -190,7 +196,7 @@ class SweepRunner:
         """Check one claim now. If a sweep of the claim's account is running in this process, the check
         joins that logged-in session (its own page, the account's pacing) instead of waiting for the sweep."""
         with self.Session() as s:
-            plan = self._plan(s, None, [claim_id])
+            plan = self.plan(s, None, [claim_id])
             s.expunge_all()
         live = self._live.get(plan[0][0].id) if plan else None
         if live is None or live.session is None or live.stop:

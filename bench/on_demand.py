@@ -39,9 +39,9 @@ from pathlib import Path
 from sqlalchemy import select
 
 from agent.pacing import existing_pacer
-from agent.runtime import Runtime
 from core.config import Settings
-from core.demo import SandboxProcess, onboard
+from portal_agent.demo import SandboxProcess, onboard
+from portal_agent.runtime import Runtime
 from portals import load_adapters
 from store import accounts as acct_repo
 from store.models import Claim, Payer, PortalAccount, StatusObservation
@@ -145,7 +145,7 @@ async def run(runs: int, portals: tuple[str, ...] = PORTALS, reserve: int = 0) -
                 warm.append(await _timed(rt.runner(), cid, returned["warm"]))
             runner = rt.runner()  # joined: during a sweep of the same account, one runner (one process)
             sweep = asyncio.create_task(runner.sweep(portal_key=portal, claim_ids=sweep_ids, trigger="bench"))
-            while not runner._live.get(account_id) or runner._live[account_id].checked < 1:  # reading
+            while not runner.checked_live(account_id):  # until the sweep of that account is reading
                 await asyncio.sleep(0.1)
                 if sweep.done():
                     break

@@ -15,7 +15,7 @@ from agent.browser import BrowserPool
 from core.claims import ClaimQuery
 from core.config import get_settings
 from core.credentials import Credentials
-from core.demo import SandboxProcess
+from portal_agent.demo import SandboxProcess
 from portals import load_adapters
 
 

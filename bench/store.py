@@ -9,7 +9,7 @@ its own that is dropped afterwards) it:
      ~12% denied with CARC denials (a quarter of them under appeal, so still checked), ~5% rejected,
      ~48% still open and due within the recheck window);
   2. times `store.repo.claims_due` with the per-sweep limit (`--due-limit`) and the agent's own planning
-     step (`SweepRunner._plan`, which asks for every due claim);
+     step (`SweepRunner.plan`, which asks for every due claim);
   3. records `--results` check results with the real `store.repo.record_result` exactly as the sweep runner
      does (`SweepRunner._record`: one session and one transaction per result), then another `--results`
      with batched commits (`--batch` results per transaction). The mix: most re-reads unchanged, some new
@@ -668,7 +668,7 @@ def time_due(b: Backend, cap: Capture, now: datetime, limit: int, reps: int = 5)
         for _ in range(max(1, reps // 2)):
             with Session() as s:
                 t = time.perf_counter()
-                plan = runner._plan(s, None, None)
+                plan = runner.plan(s, None, None)
                 plan_t.append(time.perf_counter() - t)
                 n_planned = sum(len(jobs) for _, jobs in plan)
     with Session() as s:

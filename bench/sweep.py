@@ -37,9 +37,10 @@ NO_FAULTS = {"error_rate": 0.0, "drop_rate": 0.0, "partial_rate": 0.0, "session_
 
 # ---------------------------------------------------------------- the claims and the world
 def knows_claim_number(claim_id: str) -> bool:
-    from core.demo import _knows_claim_number
+    """Whether the PMS knows the claim's payer claim number (the demo's onboarding rule)."""
+    from portal_agent import demo
 
-    return _knows_claim_number(claim_id)
+    return demo.knows_claim_number(claim_id)
 
 
 def pick_claims(gt: dict, per_portal: int | dict[str, int], org: str = ORG) -> list[dict]:
@@ -130,11 +131,11 @@ def naive_spec(gt: dict, claims: list[dict], urls: dict, accounts: list[dict]) -
 # ---------------------------------------------------------------- the agent's process
 async def _agent_child(spec: dict, out_path: str) -> None:
     from agent.pacing import reset_pacers
-    from agent.runtime import Runtime
     from core.config import get_settings
     from core.credentials import Credentials
-    from core.demo import ensure_payer
     from core.logging import configure
+    from portal_agent.demo import ensure_payer
+    from portal_agent.runtime import Runtime
     from store import accounts as acct_repo
     from store import repo
     from store.models import CheckFailure, Claim, Payer
@@ -556,7 +557,7 @@ def print_comparison(report: dict) -> None:
 
 # ---------------------------------------------------------------- on-demand check (CLI) timing
 def _clear_saved_sessions(data_dir: str) -> None:
-    code = ("from core.config import get_settings; from agent.runtime import Runtime; from store import accounts; "
+    code = ("from core.config import get_settings; from portal_agent.runtime import Runtime; from store import accounts; "
             "from store.models import PortalAccount; import asyncio\n"
             "rt = Runtime.start(get_settings())\n"
             "with rt.Session() as s:\n"
@@ -619,7 +620,7 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(_agent_child(json.loads(Path(a.agent_child[0]).read_text()), a.agent_child[1]))
         return 0
 
-    from core.demo import SandboxProcess
+    from portal_agent.demo import SandboxProcess
 
     def log(msg: str) -> None:
         print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", flush=True)

@@ -5,4 +5,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 .venv/bin/ruff check .
+.venv/bin/lint-imports --no-cache
 exec .venv/bin/pytest -q -p no:cacheprovider -n "${PORTAL_AGENT_TEST_WORKERS:-2}" "$@"

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from agent.pacing import reset_pacers
-from agent.runtime import Runtime
 from core.config import get_settings
-from core.demo import onboard
+from portal_agent.demo import onboard
+from portal_agent.runtime import Runtime
 from tests.worlds import sample_claims
 
 

@@ -8,7 +8,7 @@ import asyncio
 import pytest
 from sqlalchemy import func, select
 
-from core.demo import compare_with_truth
+from portal_agent.demo import compare_with_truth
 from store.models import Claim, Payer, StatusObservation, SweepRun
 from tests.waiting import until
 

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select, update
 
-from agent.runtime import Runtime
-from core.demo import compare_with_truth, onboard
 from core.logging import configure
+from portal_agent.demo import compare_with_truth, onboard
+from portal_agent.runtime import Runtime
 from store.models import CheckFailure, Claim, Denial, OutboxEvent, PortalAccount, StatusObservation
 from tests.waiting import until_sync
 from tests.worlds import sample_claims
@@ -256,7 +256,7 @@ def test_sigkill_halfway_then_the_next_sweep_finishes(sandbox, settings, tmp_pat
     _make_all_due(rt)
     total = len(_all_ids(rt))
     env = {**os.environ, "PORTAL_AGENT_DATA_DIR": str(tmp_path)}
-    proc = subprocess.Popen([sys.executable, "-m", "core.cli", "sweep"], cwd=REPO, env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "portal_agent.cli", "sweep"], cwd=REPO, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
 
     def stored() -> int:
@@ -271,7 +271,7 @@ def test_sigkill_halfway_then_the_next_sweep_finishes(sandbox, settings, tmp_pat
         proc.wait()
     done = stored()
     assert total // 2 <= done < total
-    result = subprocess.run([sys.executable, "-m", "core.cli", "sweep"], cwd=REPO, env=env,
+    result = subprocess.run([sys.executable, "-m", "portal_agent.cli", "sweep"], cwd=REPO, env=env,
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-2000:]
     with rt.Session() as s:

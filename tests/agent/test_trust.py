@@ -19,8 +19,8 @@ from typer.testing import CliRunner
 from agent.pacing import TokenBucket
 from agent.proof import claim_number_key, unproven
 from core.claims import ClaimQuery, ClaimStatusResult
-from core.cli import app
 from core.clock import ManualClock
+from portal_agent.cli import app
 from portals.base import registry
 from store import repo
 from store.models import (
@@ -346,7 +346,7 @@ async def test_every_status_change_keeps_the_page_it_was_read_from(sandbox, onbo
         stored = s.scalar(select(Evidence).where(Evidence.ref == ref))
     # `portal-agent evidence CLAIM` lists it and exports it as files; the export's hashes verify
     monkeypatch.setenv("PORTAL_AGENT_DATA_DIR", str(rt.settings.data_dir))
-    monkeypatch.setattr("core.cli.console", Console(width=250))
+    monkeypatch.setattr("portal_agent.cli.console", Console(width=250))
     from core.config import get_settings
 
     get_settings.cache_clear()
@@ -485,7 +485,7 @@ async def test_canary_catches_a_layout_change_before_any_result_is_stored(sandbo
     await rt.aclose()
     # `portal-agent health` shows it in one table
     monkeypatch.setenv("PORTAL_AGENT_DATA_DIR", str(rt.settings.data_dir))
-    monkeypatch.setattr("core.cli.console", Console(width=250))
+    monkeypatch.setattr("portal_agent.cli.console", Console(width=250))
     from core.config import get_settings
 
     get_settings.cache_clear()
@@ -565,7 +565,7 @@ WRONG_THING_SWITCHES = {
 @pytest.mark.timeout(1500)
 async def test_with_every_wrong_thing_on_no_status_goes_to_the_wrong_claim(sandbox, runtime):
     from agent.pacing import reset_pacers
-    from core.demo import onboard
+    from portal_agent.demo import onboard
 
     sandbox.reset(size=150)
     switches = {f"{p}.{name}": True for p, names in WRONG_THING_SWITCHES.items() for name in names}

@@ -57,7 +57,7 @@ class SandboxProcess:
                 self.proc.kill()
 
 
-def _knows_claim_number(claim_id: str) -> bool:
+def knows_claim_number(claim_id: str) -> bool:
     """The PMS knows the payer claim number (from the 277CA/ERA) for most claims, not all."""
     return hashlib.sha256(claim_id.encode()).digest()[0] < 180
 
@@ -98,7 +98,7 @@ def onboard(Session, vault, control: httpx.Client, urls: dict[str, str],
             if only is not None and c["claim_id"] not in only:
                 continue
             org_key = npi_org[c["billing_npi"]]
-            known = c["payer_claim_number"] if _knows_claim_number(c["claim_id"]) else None
+            known = c["payer_claim_number"] if knows_claim_number(c["claim_id"]) else None
             repo.add_claim(
                 s, org=orgs[org_key], payer=payers[(org_key, c["payer_id"])], external_id=c["pcn"],
                 member_id=c["member_id"], billing_npi=c["billing_npi"], dos_from=date.fromisoformat(c["dos_from"]),

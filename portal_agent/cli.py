@@ -91,9 +91,9 @@ def demo(
     """The main job: sandbox portals + migrate + onboard claims and accounts + one sweep + summary."""
     from datetime import UTC, datetime, timedelta
 
-    from agent.runtime import Runtime
-    from core.demo import SandboxProcess, compare_with_truth, onboard
     from fixtures.settings import SandboxSettings  # noqa: TID251 - the sandbox's own settings
+    from portal_agent.demo import SandboxProcess, compare_with_truth, onboard
+    from portal_agent.runtime import Runtime
 
     sandbox_settings = SandboxSettings()
     _check_profile(profile)
@@ -147,7 +147,7 @@ def demo(
 @app.command()
 def sweep(portal: str = typer.Option(None, help="only this portal key")) -> None:
     """Sweep every due claim (all portals, or one)."""
-    from agent.runtime import Runtime
+    from portal_agent.runtime import Runtime
 
     configure("WARNING")
     rt = Runtime.start(get_settings())
@@ -158,7 +158,7 @@ def sweep(portal: str = typer.Option(None, help="only this portal key")) -> None
 @app.command()
 def check(claim_id: str = typer.Argument(..., help="the claim's id in the PMS (external id)")) -> None:
     """Check one claim now (on demand), due or not."""
-    from agent.runtime import Runtime
+    from portal_agent.runtime import Runtime
     from store import repo
     from store.models import Claim
 
@@ -198,7 +198,7 @@ def evidence(
 ) -> None:
     """List the evidence kept for a claim (pages read when its status changed, and failures), or export one
     as files to attach to an appeal: screenshot, page HTML, manifest with SHA-256 hashes."""
-    from agent.runtime import Runtime
+    from portal_agent.runtime import Runtime
     from store import repo
     from store.models import Claim
 
@@ -242,7 +242,7 @@ def health() -> None:
     stale claims, and what needs attention."""
     from datetime import UTC, datetime, timedelta
 
-    from agent.runtime import Runtime
+    from portal_agent.runtime import Runtime
     from store import repo
 
     configure("WARNING")
@@ -279,7 +279,7 @@ def canary(
     clear: bool = typer.Option(False, "--clear", help="let the agent choose the canary again"),
 ) -> None:
     """Name an account's canary: a settled claim whose last reading is known to be right."""
-    from agent.runtime import Runtime
+    from portal_agent.runtime import Runtime
     from store import repo
     from store.models import Claim, PortalAccount
 
@@ -307,7 +307,7 @@ def canary(
 @app.command("rotate-keys")
 def rotate_keys() -> None:
     """Re-encrypt stored credentials and sessions under the newest key of PORTAL_AGENT_VAULT_KEYS."""
-    from agent.runtime import Runtime
+    from portal_agent.runtime import Runtime
     from store import accounts
 
     rt = Runtime.start(get_settings())
@@ -321,8 +321,8 @@ def rotate_keys() -> None:
 @app.command()
 def serve() -> None:
     """Run the scheduler (sweeps on the configured schedules). Exactly one scheduler per database."""
-    from agent.runtime import Runtime
     from agent.scheduler import serve_forever
+    from portal_agent.runtime import Runtime
 
     configure("INFO")
     settings = get_settings()
