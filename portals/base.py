@@ -12,29 +12,8 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from pydantic import BaseModel
 
-# the shared vocabulary lives in core/ (core.claims, core.credentials, core.errors); re-exported here for one
-# release so adapters and callers can move their imports
-from core.claims import ClaimQuery, ClaimStatusResult, LineAdjustment, LineResult  # noqa: F401
-from core.credentials import Credentials  # noqa: F401
-from core.errors import (  # noqa: F401
-    AccountError,
-    AccountLocked,
-    AmbiguousClaim,
-    BlockedAction,
-    ChallengePresented,
-    ClaimError,
-    ClaimMismatch,
-    ClaimNotFound,
-    LoginRejected,
-    Maintenance,
-    MfaFailed,
-    NeedsAttention,
-    PortalDrift,
-    PortalError,
-    PortalUnavailable,
-    RetryableError,
-    SessionExpired,
-)
+from core.claims import ClaimQuery, ClaimStatusResult
+from core.credentials import Credentials
 
 
 class Capability(enum.StrEnum):
