@@ -24,9 +24,10 @@ import asyncio
 import base64
 import contextlib
 import hashlib
+import os
 import re
 import time
-from collections.abc import AsyncIterator, Callable, Hashable, Sequence
+from collections.abc import AsyncIterator, Callable, Hashable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -34,6 +35,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+import structlog
 from playwright.async_api import (
     APIResponse,
     Browser,
@@ -49,6 +51,7 @@ from agent.pacing import TokenBucket
 from core.config import BrowserSettings
 from portals.base import RequestPattern
 
+log = structlog.get_logger("portal_agent.browser")
 BLOCKED_RESOURCES = frozenset({"image", "font", "media"})
 _ID_SEGMENT = re.compile(r"^(?:.*\d){4}|^(?=[^.]*\d)[^.]{10,}$|^[^.]{24,}$")
 
@@ -347,6 +350,32 @@ async def _screenshot(page: Page) -> bytes:
             await cdp.detach()
 
 
+@contextlib.contextmanager
+def _driver_env(allow_debug: bool) -> Iterator[None]:
+    """The environment Playwright's driver starts with: DEBUG without its pw:* channels (they print every
+    call's arguments: passwords, member ids) unless `allow_debug`, which logs a warning naming the risk."""
+    debug = os.environ.get("DEBUG")
+    channels = [c.strip() for c in (debug or "").split(",") if c.strip()]
+    driver = [c for c in channels if c.startswith("pw") or c in ("*", "-*")]
+    if not driver:
+        yield
+        return
+    if allow_debug:
+        log.warning("browser.driver_debug_on", channels=driver,
+                    risk="Playwright's driver prints every call's arguments: passwords, TOTP codes, member ids")
+        yield
+        return
+    kept = ",".join(c for c in channels if c not in driver)
+    if kept:
+        os.environ["DEBUG"] = kept
+    else:
+        del os.environ["DEBUG"]
+    try:
+        yield
+    finally:
+        os.environ["DEBUG"] = debug
+
+
 class BrowserPool:
     """One Chromium per process; contexts per portal account.
 
@@ -398,7 +427,8 @@ class BrowserPool:
         async with self._lock:
             if self._browser is None or not self._browser.is_connected():
                 if self._pw is None:
-                    self._pw = await async_playwright().start()
+                    with _driver_env(self.settings.driver_debug):  # the driver reads DEBUG once, at its start
+                        self._pw = await async_playwright().start()
                 kwargs: dict[str, Any] = {"headless": self.settings.headless, "args": self.settings.args}
                 if path := self.settings.launch_path():
                     kwargs["executable_path"] = path

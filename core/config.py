@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -20,6 +21,10 @@ class BrowserSettings(BaseSettings):
     # ~5x against /usr/bin/chromium). A headed run (headless = False) uses the full Chromium beside it.
     executable_path: str | None = "/usr/bin/chromium-headless-shell"
     headless: bool = True
+    # Let DEBUG=pw:* reach Playwright's driver. Its debug channel prints every call with its arguments: the
+    # filled passwords, TOTP codes and member ids. Off: the channel is stripped from DEBUG when the driver
+    # starts. For a developer on the sandbox only; a warning says so when it is on.
+    driver_debug: bool = False
     args: list[str] = Field(
         default_factory=lambda: [
             "--disable-background-networking",
@@ -44,6 +49,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PORTAL_AGENT_", env_nested_delimiter="__")
 
     data_dir: Path = REPO_ROOT / "var"
+    # DEBUG | INFO | WARNING | ERROR; empty: each command's own (WARNING for the interactive ones, INFO for
+    # serve). Log lines never hold PHI or secrets at any level (core/logging.py).
+    log_level: Literal["", "DEBUG", "INFO", "WARNING", "ERROR"] = ""
     database_url: str = ""
     shared_dir: Path = REPO_ROOT.parent / "shared"
     # Fernet keys for secrets at rest, comma-separated, newest first (empty: a key file in data_dir)

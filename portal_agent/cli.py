@@ -97,7 +97,7 @@ def demo(
 
     sandbox_settings = SandboxSettings()
     _check_profile(profile)
-    configure("WARNING")
+    configure(get_settings().log_level or "WARNING")
     settings = get_settings().model_copy()
     settings.data_dir = settings.data_dir / "demo"
     shutil.rmtree(settings.data_dir, ignore_errors=True)  # the demo starts from a clean store each time
@@ -149,7 +149,7 @@ def sweep(portal: str = typer.Option(None, help="only this portal key")) -> None
     """Sweep every due claim (all portals, or one)."""
     from portal_agent.runtime import Runtime
 
-    configure("WARNING")
+    configure(get_settings().log_level or "WARNING")
     rt = Runtime.start(get_settings())
     summary = asyncio.run(_sweep_with_progress(rt, portal_key=portal, trigger="cli"))
     console.print(_summary_table(summary))
@@ -162,7 +162,7 @@ def check(claim_id: str = typer.Argument(..., help="the claim's id in the PMS (e
     from store import repo
     from store.models import Claim
 
-    configure("WARNING")
+    configure(get_settings().log_level or "WARNING")
     rt = Runtime.start(get_settings())
     with rt.Session() as s:
         ids = repo.claim_ids(s, external_id=claim_id)
@@ -202,7 +202,7 @@ def evidence(
     from store import repo
     from store.models import Claim
 
-    configure("WARNING")
+    configure(get_settings().log_level or "WARNING")
     rt = Runtime.start(get_settings())
     with rt.Session() as s:
         ids = repo.claim_ids(s, external_id=claim_id)
@@ -245,7 +245,7 @@ def health() -> None:
     from portal_agent.runtime import Runtime
     from store import repo
 
-    configure("WARNING")
+    configure(get_settings().log_level or "WARNING")
     settings = get_settings()
     rt = Runtime.start(settings)
     now = datetime.now(UTC)
@@ -324,7 +324,7 @@ def serve() -> None:
     from agent.scheduler import serve_forever
     from portal_agent.runtime import Runtime
 
-    configure("INFO")
+    configure(get_settings().log_level or "INFO")
     settings = get_settings()
     rt = Runtime.start(settings)  # migrate before the job store touches the database
     asyncio.run(rt.aclose())
