@@ -33,6 +33,7 @@ from core.errors import (
     SessionExpired,
 )
 from portals.clearinghouse import mapping
+from portals.fields import enter
 
 LOGIN = "/login"
 MFA_PATHS = ("/mfa", "/mfa/method", "/mfa/verify")
@@ -259,7 +260,7 @@ class SignInPage:
 
     async def sign_in(self, user_id: str, password: str) -> str:
         await (await require(self.user_id, "login: User ID field")).fill(user_id)
-        await (await require(self.password, "login: Password field")).fill(password)
+        await enter(await require(self.password, "login: Password field"), password)
         button = await require(self.log_in, "login: Log in button")
         return await navigate(self.page, button.click, signing_in=True)
 
@@ -277,7 +278,7 @@ class SignInPage:
             raise PortalDrift("2-step verification: no code field after choosing the method")
 
     async def enter_code(self, code: str) -> str:
-        await (await require(self.code, "2-step verification: code field")).fill(code)
+        await enter(await require(self.code, "2-step verification: code field"), code)
         if await self.remember_device.count():
             await self.remember_device.check()
         button = await require(self.verify, "2-step verification: Verify")
@@ -537,15 +538,14 @@ class ClaimStatusApp:
         """The member form of the chosen payer: "standard" (Member ID) or "alt" (Subscriber ID with a
         patient-is-subscriber box and a required date of birth)."""
         await (await require(self.member_tab, "claim status: member search tab")).click()
-        await (await require(self.member_id, "claim status: member/subscriber ID field")).fill(member_id)
+        await enter(await require(self.member_id, "claim status: member/subscriber ID field"), member_id)
         if await self.patient_is_subscriber.count():
             if subscriber_dob is None:
                 raise PortalDrift("claim status: this payer's form needs a date of birth")
             await self.patient_is_subscriber.check()
-            await (await require(self.subscriber_dob, "claim status: Subscriber date of birth")).fill(
-                subscriber_dob)
-        await (await require(self.dos_from, "claim status: Service from date")).fill(dos_from)
-        await (await require(self.dos_to, "claim status: Service to date")).fill(dos_to)
+            await enter(await require(self.subscriber_dob, "claim status: Subscriber date of birth"), subscriber_dob)
+        await enter(await require(self.dos_from, "claim status: Service from date"), dos_from)
+        await enter(await require(self.dos_to, "claim status: Service to date"), dos_to)
         await (await require(self.npi, "claim status: provider NPI field")).fill(npi)
         return await self._submit()
 

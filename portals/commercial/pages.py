@@ -21,6 +21,7 @@ from playwright.async_api import Locator, Page, Request, Response
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 
 from core.errors import ChallengePresented, ClaimMismatch, PortalDrift, PortalUnavailable
+from portals.fields import enter
 
 # An element the flow needs must show up this soon once the portal has answered (else the page changed).
 ELEMENT_MS = 8_000
@@ -175,7 +176,7 @@ class SignIn:
         return await _act(self.page, "POST", "/api/auth/username", self.continue_button.click)
 
     async def enter_password(self, password: str) -> ApiReply:
-        await (await need(self.password, "password field")).fill(password)
+        await enter(await need(self.password, "password field"), password)
         return await _act(self.page, "POST", "/api/auth/password", self.sign_in_button.click)
 
     async def choose_authenticator_app(self) -> ApiReply:
@@ -183,7 +184,7 @@ class SignIn:
         return await _act(self.page, "POST", "/api/auth/mfa/method", self.authenticator.click)
 
     async def enter_code(self, code: str, remember: bool = True) -> ApiReply:
-        await (await need(self.code, "verification code field")).fill(code)
+        await enter(await need(self.code, "verification code field"), code)
         if remember:
             await self.remember_device.check()
         return await _act(self.page, "POST", "/api/auth/mfa/verify", self.verify_button.click)
@@ -247,10 +248,10 @@ class ClaimStatus:
 
     async def search_by_member(self, member_id: str, dob: str, first: str, last: str) -> ApiReply:
         await self._tab(self.by_member_tab, "'Member ID & date of birth' search tab")
-        await (await need(self.member_id, "member ID field")).fill(member_id)
-        await (await need(self.date_of_birth, "date of birth field")).fill(dob)
-        await (await need(self.first_dos, "first date of service field")).fill(first)
-        await (await need(self.last_dos, "last date of service field")).fill(last)
+        await enter(await need(self.member_id, "member ID field"), member_id)
+        await enter(await need(self.date_of_birth, "date of birth field"), dob)
+        await enter(await need(self.first_dos, "first date of service field"), first)
+        await enter(await need(self.last_dos, "last date of service field"), last)
         return await _act(self.page, "POST", "/api/claims/search", self.search_button.click)
 
     async def open_result(self, key: str, after_search: bool = True) -> None:

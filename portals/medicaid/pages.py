@@ -30,6 +30,7 @@ from core.errors import (
     PortalUnavailable,
     SessionExpired,
 )
+from portals.fields import enter
 
 LOGIN = "/Login.aspx"
 TERMS = "/TermsOfUse.aspx"
@@ -193,7 +194,7 @@ class LoginPage(MmisPage):
 
     async def sign_in(self, username: str, password: str) -> str:
         await (await require(self.user_name, "login: user name field")).fill(username)
-        await (await require(self.password, "login: password field")).fill(password)
+        await enter(await require(self.password, "login: password field"), password)
         await (await require(self.agree_terms, "login: terms of use checkbox")).check()
         return await self.submit(await require(self.log_in, "login: Log In button"), in_login=True)
 
