@@ -31,12 +31,11 @@ class EvidenceStore:
                                         "screenshot_type": cap.screenshot_type, "url_path": cap.url_path,
                                         "frames": cap.frames})
         path.write_bytes(blob)
-        row = Evidence(ref=ref, org_id=org_id, claim_id=claim_id, account_id=account_id, portal_key=portal_key,
-                       observed_at=cap.taken_at, kind=kind, reason=cap.reason, url_path=cap.url_path,
-                       html_sha256=cap.html_sha256, screenshot_sha256=cap.screenshot_sha256,
-                       screenshot_type=cap.screenshot_type,
-                       blob_path=str(path.relative_to(self.root)))
-        s.add(row)
+        row = repo.add_evidence(s, ref=ref, org_id=org_id, claim_id=claim_id, account_id=account_id,
+                                portal_key=portal_key, observed_at=cap.taken_at, kind=kind, reason=cap.reason,
+                                url_path=cap.url_path, html_sha256=cap.html_sha256,
+                                screenshot_sha256=cap.screenshot_sha256, screenshot_type=cap.screenshot_type,
+                                blob_path=str(path.relative_to(self.root)))
         return row
 
     def load(self, row: Evidence) -> tuple[str, bytes]:
@@ -94,5 +93,5 @@ class EvidenceStore:
         rows = repo.evidence_older_than(s, cutoff)
         for row in rows:
             (self.root / row.blob_path).unlink(missing_ok=True)
-            s.delete(row)
+        repo.forget_evidence(s, rows)
         return len(rows)

@@ -47,8 +47,8 @@ from core.errors import (
 )
 from portals.base import registry
 from store import accounts as acct_repo
-from store import repo
-from store.models import CheckFailure, Claim, Organization, Payer, PortalAccount, SweepRun
+from store import repo, runs
+from store.models import Claim, Organization, Payer, PortalAccount
 
 log = structlog.get_logger("portal_agent.sweep")
 
@@ -159,8 +159,7 @@ class SweepRunner:
         (an on-demand check): its requests pass other runs' in the accounts' pacers."""
         started = self.clock()
         with self.Session() as s:
-            run = SweepRun(portal_key=portal_key, trigger=trigger, started_at=started, status="running", counts={})
-            s.add(run)
+            run = runs.start_run(s, portal_key=portal_key, trigger=trigger, at=started)
             s.commit()
             plan = self.plan(s, portal_key, claim_ids)
             s.expunge_all()
@@ -174,14 +173,11 @@ class SweepRunner:
                                for a, jobs in plan))
         finished = self.clock()
         summary.seconds = (finished - started).total_seconds()
+        counts = {**summary.counts, "errors": dict(summary.errors)}
+        counts.update({f"circuit_open.{pk}": b.trips for pk, b in breakers.items() if b.trips})
         with self.Session() as s:
-            run = s.get(SweepRun, run.id)
-            run.finished_at = finished
-            run.status = "failed" if summary.counts["failed"] and not summary.counts["checked"] else "completed"
-            run.counts = {**summary.counts, "errors": dict(summary.errors)}
-            for pk, b in breakers.items():
-                if b.trips:
-                    run.counts[f"circuit_open.{pk}"] = b.trips
+            run = runs.finish_run(s, run.id, at=finished, counts=counts, status=(
+                "failed" if summary.counts["failed"] and not summary.counts["checked"] else "completed"))
             if plan:
                 org_id = plan[0][0].org_id
                 repo.emit(s, org_id, "sweep.completed", f"sweep:{run.id}", {"run_id": run.id, "counts": run.counts})
@@ -204,19 +200,15 @@ class SweepRunner:
         summary = SweepSummary(run_id=0)
         job = plan[0][1][0]
         with self.Session() as s:
-            run = SweepRun(portal_key=live.acct.portal_key, trigger=trigger, started_at=self.clock(),
-                           status="running", counts={})
-            s.add(run)
+            run = runs.start_run(s, portal_key=live.acct.portal_key, trigger=trigger, at=self.clock())
             s.commit()
         summary.run_id = run.id
         t0 = time.monotonic()
         await self._check(run.id, live, job, summary, None, urgent=True)
         summary.seconds = time.monotonic() - t0
         with self.Session() as s:
-            run = s.get(SweepRun, run.id)
-            run.finished_at = self.clock()
-            run.status = "completed" if summary.counts["checked"] else "failed"
-            run.counts = {**summary.counts, "errors": dict(summary.errors), "joined_live_session": 1}
+            runs.finish_run(s, run.id, at=self.clock(), status="completed" if summary.counts["checked"] else "failed",
+                            counts={**summary.counts, "errors": dict(summary.errors), "joined_live_session": 1})
             s.commit()
         return summary
 
@@ -291,33 +283,16 @@ class SweepRunner:
     async def _save_state(self, run: _Account, success: bool = False) -> None:
         state = await run.session.storage_state()
         with self.Session() as s:
-            a = s.get(PortalAccount, run.acct.id)
-            acct_repo.save_state(self.vault, a, state)
-            if success:
-                a.last_success_at = self.clock()
+            acct_repo.session_saved(s, self.vault, run.acct.id, state, succeeded_at=self.clock() if success else None)
             s.commit()
 
     def _write_health(self, run: _Account) -> None:
-        now = self.clock()
+        b = run.breaker
         with self.Session() as s:
-            a = s.get(PortalAccount, run.acct.id)
-            if run.checked:
-                a.last_check_at = now
-            if run.failed:
-                a.last_failure_at = now
-            if run.checked:  # failures since this run's last success
-                a.consecutive_failures = run.consecutive_failures
-            else:  # no success this run: the streak goes on from earlier runs
-                a.consecutive_failures = (a.consecutive_failures or 0) + run.consecutive_failures
-            b = run.breaker
-            if b is not None:
-                a.circuit_state = "closed" if b.opened_at is None else "open"
-                a.circuit_opened_at = b.opened_at
-            if run.drift is not None:
-                a.drift_at, a.drift_reason, a.drift_evidence_ref = now, run.drift[0][:2000], run.drift[1]
-                repo.emit(s, a.org_id, "portal.drift_detected", f"account:{a.id}", {
-                    "account_id": a.id, "portal": a.portal_key, "reason": run.drift[0][:500],
-                    "evidence_ref": run.drift[1]})
+            acct_repo.record_run_health(s, run.acct.id, at=self.clock(), checked=run.checked, failed=run.failed,
+                                        consecutive_failures=run.consecutive_failures,
+                                        circuit_known=b is not None, circuit_open_since=b.opened_at if b else None,
+                                        drift=run.drift)
             s.commit()
 
     async def _open_session(self, run: _Account, summary) -> str:
@@ -426,10 +401,7 @@ class SweepRunner:
         run.login_epoch += 1
         summary.counts["relogins" if relogin else "logins"] += 1
         with self.Session() as s:
-            a = s.get(PortalAccount, acct.id)
-            a.last_login_at = self.clock()
-            if a.status == "needs_attention":
-                acct_repo.clear_attention(a)
+            acct_repo.signed_in(s, acct.id, self.clock())
             s.commit()
         acct.status = "active"
         if not relogin:  # a check in another process can restore this session instead of logging in
@@ -438,10 +410,8 @@ class SweepRunner:
 
     async def _account_failed(self, acct: PortalAccount, e: AccountError, cap, summary) -> None:
         with self.Session() as s:
-            a = s.get(PortalAccount, acct.id)
-            acct_repo.needs_attention(a, f"{type(e).__name__}: {e}", self.clock(),
-                                      failed_login=isinstance(e, FAILED_LOGIN_ERRORS))
-            a.last_error = type(e).__name__
+            acct_repo.account_failed(s, acct.id, error_type=type(e).__name__, message=str(e), at=self.clock(),
+                                     failed_login=isinstance(e, FAILED_LOGIN_ERRORS))
             ev = self.evidence.save(s, cap, portal_key=acct.portal_key, kind="failure", org_id=acct.org_id,
                                     account_id=acct.id) if cap else None
             repo.emit(s, acct.org_id, "portal.account_failed", f"account:{acct.id}", {
@@ -461,27 +431,16 @@ class SweepRunner:
         way `canary_reads` times in a row; one that moves is dropped for another."""
         acct = run.acct
         with self.Session() as s:
-            a = s.get(PortalAccount, acct.id)
-            claim = s.get(Claim, a.canary_claim_id) if a.canary_claim_id else None
+            claim, expected = acct_repo.canary_to_read(s, acct.id)
             if claim is None:
-                claim = repo.canary_candidate(s, a)
-                if claim is None:
-                    return jobs
-                a.canary_claim_id, a.canary_fingerprint, a.canary_pinned = claim.id, None, False
-                s.commit()
-            expected = a.canary_fingerprint
+                return jobs
+            s.commit()
             job = _Job(claim.id, _query(claim, s.get(Payer, claim.payer_id), s.get(Organization, claim.org_id)))
         outcome = await self._check(run_id, run, job, summary, progress, canary_fp=expected)
         result = {"checked": "ok" if expected else "candidate"}.get(outcome, outcome)
         with self.Session() as s:
-            a = s.get(PortalAccount, acct.id)
-            a.canary_checked_at, a.canary_result = self.clock(), result
-            if outcome == "checked" and expected is None:
-                fps = repo.recent_fingerprints(s, claim.id, self.settings.canary_reads)
-                if len(set(fps)) > 1:  # it moved: not settled, choose another next time
-                    a.canary_claim_id = None
-                elif len(fps) >= self.settings.canary_reads:
-                    a.canary_fingerprint = fps[0]
+            acct_repo.record_canary_read(s, acct.id, claim.id, at=self.clock(), result=result, settle_after=(
+                self.settings.canary_reads if outcome == "checked" and expected is None else None))
             s.commit()
         summary.canaries[acct.id] = result
         if outcome == "mismatch":
@@ -623,7 +582,6 @@ class SweepRunner:
                 summary.counts["evidence_kept"] += 1
             repo.record_result(s, claim, result, account_id=acct.id, sweep_run_id=run_id,
                                recheck_hours=self.settings.recheck_hours)
-            claim.last_error = None
             s.commit()
         summary.timings["store_s"] += time.monotonic() - t0
         run.checked += 1
@@ -643,15 +601,9 @@ class SweepRunner:
             claim = s.get(Claim, job.claim_id)
             ev = self.evidence.save(s, cap, portal_key=acct.portal_key, kind="failure", org_id=acct.org_id,
                                     claim_id=claim.id, account_id=acct.id) if cap else None
-            s.add(CheckFailure(org_id=claim.org_id, claim_id=claim.id, sweep_run_id=run_id, at=self.clock(),
-                               error_type=error_type, message=message[:2000], retryable=retryable,
-                               evidence_ref=ev.ref if ev else None))
-            claim.last_error = error_type
-            now = self.clock()
-            if not claim.finalized or claim.appeal_open:  # due again at the next sweep, whatever its schedule
-                due = repo.as_utc(claim.next_check_at)
-                claim.next_check_at = now if due is None or due > now else claim.next_check_at
             ref = ev.ref if ev else None
+            repo.record_check_failure(s, claim, sweep_run_id=run_id, at=self.clock(), error_type=error_type,
+                                      message=message, retryable=retryable, evidence_ref=ref)
             s.commit()
         if run is not None:
             run.failed += 1

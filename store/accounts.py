@@ -66,3 +66,89 @@ def rotate_all(s: Session, vault: Vault) -> int:
             acct.storage_state_ciphertext = vault.rotate(acct.storage_state_ciphertext)
         n += 1
     return n
+
+
+# ---------------------------------------------------------------- what a sweep learns of an account
+def session_saved(s: Session, vault: Vault, account_id: int, state: dict | None, *,
+                  succeeded_at: datetime | None = None) -> None:
+    """The account's logged-in browser session (encrypted), and when it last checked a claim."""
+    acct = s.get(PortalAccount, account_id)
+    save_state(vault, acct, state)
+    if succeeded_at is not None:
+        acct.last_success_at = succeeded_at
+
+
+def signed_in(s: Session, account_id: int, at: datetime) -> None:
+    """A sign-in passed: a human's attention is no longer needed."""
+    acct = s.get(PortalAccount, account_id)
+    acct.last_login_at = at
+    if acct.status == "needs_attention":
+        clear_attention(acct)
+
+
+def account_failed(s: Session, account_id: int, *, error_type: str, message: str, at: datetime,
+                   failed_login: bool) -> PortalAccount:
+    """An account-level refusal (bad password, lockout, MFA, a gate a human must pass): needs attention."""
+    acct = s.get(PortalAccount, account_id)
+    needs_attention(acct, f"{error_type}: {message}", at, failed_login=failed_login)
+    acct.last_error = error_type
+    return acct
+
+
+def record_run_health(s: Session, account_id: int, *, at: datetime, checked: int, failed: int,
+                      consecutive_failures: int, circuit_open_since: datetime | None, circuit_known: bool,
+                      drift: tuple[str, str | None] | None) -> PortalAccount:
+    """What one run of the account showed: last check and failure, the failure streak (failures since the
+    run's last success, or added to the earlier streak when it had none), its portal's circuit, drift (with
+    its page as evidence; an outbox event)."""
+    from store import repo
+
+    acct = s.get(PortalAccount, account_id)
+    if checked:
+        acct.last_check_at = at
+        acct.consecutive_failures = consecutive_failures
+    else:
+        acct.consecutive_failures = (acct.consecutive_failures or 0) + consecutive_failures
+    if failed:
+        acct.last_failure_at = at
+    if circuit_known:
+        acct.circuit_state = "closed" if circuit_open_since is None else "open"
+        acct.circuit_opened_at = circuit_open_since
+    if drift is not None:
+        reason, evidence_ref = drift
+        acct.drift_at, acct.drift_reason, acct.drift_evidence_ref = at, reason[:2000], evidence_ref
+        repo.emit(s, acct.org_id, "portal.drift_detected", f"account:{acct.id}", {
+            "account_id": acct.id, "portal": acct.portal_key, "reason": reason[:500], "evidence_ref": evidence_ref})
+    return acct
+
+
+def canary_to_read(s: Session, account_id: int):
+    """(the account's canary claim, its settled fingerprint or None while a candidate); a candidate is chosen
+    when it has none (None, None when the account has no claim to choose)."""
+    from store import repo
+    from store.models import Claim
+
+    acct = s.get(PortalAccount, account_id)
+    claim = s.get(Claim, acct.canary_claim_id) if acct.canary_claim_id else None
+    if claim is None:
+        claim = repo.canary_candidate(s, acct)
+        if claim is None:
+            return None, None
+        acct.canary_claim_id, acct.canary_fingerprint, acct.canary_pinned = claim.id, None, False
+    return claim, acct.canary_fingerprint
+
+
+def record_canary_read(s: Session, account_id: int, claim_id: int, *, at: datetime, result: str,
+                       settle_after: int | None) -> None:
+    """The canary's reading this run. `settle_after`: for a candidate read well, the reads in a row that
+    settle it (its fingerprint becomes the canary's; one that moved is dropped for another)."""
+    from store import repo
+
+    acct = s.get(PortalAccount, account_id)
+    acct.canary_checked_at, acct.canary_result = at, result
+    if settle_after is not None:
+        fps = repo.recent_fingerprints(s, claim_id, settle_after)
+        if len(set(fps)) > 1:  # it moved: not settled, choose another next time
+            acct.canary_claim_id = None
+        elif len(fps) >= settle_after:
+            acct.canary_fingerprint = fps[0]

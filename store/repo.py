@@ -24,6 +24,7 @@ from store.models import (
     Adjustment,
     AuditEntry,
     CarcCode,
+    CheckFailure,
     Claim,
     ClaimLine,
     Denial,
@@ -138,6 +139,7 @@ class RecordOutcome:
 def record_result(s: Session, claim: Claim, r: ClaimStatusResult, *, account_id: int | None = None,
                   sweep_run_id: int | None = None, recheck_hours: float = 24) -> RecordOutcome:
     """Store one check of `claim`. The caller commits (one transaction with the outbox events)."""
+    claim.last_error = None  # read: whatever failed before is behind it
     fp = fingerprint(r)
     changed = last_fingerprint(s, claim.id) != fp
     obs = StatusObservation(
@@ -398,3 +400,37 @@ def observation_status_by_evidence(s: Session, claim_id: int) -> dict[str, str]:
                             StatusObservation.status_code)
                      .where(StatusObservation.claim_id == claim_id, StatusObservation.evidence_ref.is_not(None)))
     return {ref: f"{cat}/{code or '-'}" for ref, cat, code in rows}
+
+
+# ---------------------------------------------------------------- what a check that failed leaves
+def record_check_failure(s: Session, claim: Claim, *, sweep_run_id: int | None, at: datetime, error_type: str,
+                         message: str, retryable: bool, evidence_ref: str | None) -> CheckFailure:
+    """A check of `claim` that failed, with its reason (no PHI) and the page as evidence. The claim keeps its
+    last status and is due again at the next sweep, whatever its schedule (an open claim, or an appeal)."""
+    row = CheckFailure(org_id=claim.org_id, claim_id=claim.id, sweep_run_id=sweep_run_id, at=at,
+                       error_type=error_type, message=message[:2000], retryable=retryable, evidence_ref=evidence_ref)
+    s.add(row)
+    claim.last_error = error_type
+    if not claim.finalized or claim.appeal_open:
+        due = as_utc(claim.next_check_at)
+        claim.next_check_at = at if due is None or due > at else claim.next_check_at
+    return row
+
+
+def add_evidence(s: Session, *, ref: str, portal_key: str, kind: str, observed_at: datetime, reason: str | None,
+                 url_path: str | None, html_sha256: str, screenshot_sha256: str, screenshot_type: str,
+                 blob_path: str, org_id: int | None = None, claim_id: int | None = None,
+                 account_id: int | None = None) -> Evidence:
+    """The row of a page kept as evidence (its encrypted blob written by the agent's evidence store)."""
+    row = Evidence(ref=ref, org_id=org_id, claim_id=claim_id, account_id=account_id, portal_key=portal_key,
+                   observed_at=observed_at, kind=kind, reason=reason, url_path=url_path, html_sha256=html_sha256,
+                   screenshot_sha256=screenshot_sha256, screenshot_type=screenshot_type, blob_path=blob_path)
+    s.add(row)
+    return row
+
+
+def forget_evidence(s: Session, rows: list[Evidence]) -> None:
+    """Evidence rows past their retention (their blobs already deleted by the evidence store)."""
+    for row in rows:
+        s.delete(row)
+
