@@ -31,7 +31,8 @@ def unproven(q: ClaimQuery, r: ClaimStatusResult,
     claim-number normalization when its adapter has one (prefixes, leading zeros)."""
     if r.claim_ref != q.claim_ref:
         return "result is for another claim reference"
-    if r.shown_member_id is None and r.shown_claim_number is None and r.payer_claim_number is None:
+    if r.shown_member_id is None and r.shown_claim_number is None:
+        # the normalized payer claim number alone is the adapter's word, not what the page showed
         return "the page showed neither a claim number nor a member id"
     if r.shown_member_id is not None and _member_key(r.shown_member_id) != _member_key(q.member_id):
         return "member id shown differs from the query"
@@ -41,11 +42,15 @@ def unproven(q: ClaimQuery, r: ClaimStatusResult,
             return "dates of service shown do not overlap the query"
     if r.shown_billed is not None and r.shown_billed != q.billed:
         return "billed amount shown differs from the query"
-    if q.payer_claim_number and r.payer_claim_number:
-        try:
-            same = number_key(r.payer_claim_number) == number_key(q.payer_claim_number)
-        except PortalError:
-            same = False
-        if not same:
-            return "claim number read differs from the query"
+    if q.payer_claim_number:
+        for read, what in ((r.payer_claim_number, "claim number read"), (r.shown_claim_number, "claim number shown")):
+            if read and not _same_number(read, q.payer_claim_number, number_key):
+                return f"{what} differs from the query"
     return None
+
+
+def _same_number(a: str, b: str, number_key: Callable[[str], str | None]) -> bool:
+    try:
+        return number_key(a) == number_key(b)
+    except PortalError:  # a number the portal's own normalization refuses is not the claim's
+        return False

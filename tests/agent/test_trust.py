@@ -142,7 +142,10 @@ def test_the_runner_refuses_a_result_that_does_not_prove_its_claim():
     assert "billed" in unproven(_q(), _r(shown_billed=Decimal("121.00")))
     assert "claim number" in unproven(_q(), _r(payer_claim_number="NS0012346"))
     assert "another claim reference" in unproven(_q(), _r(claim_ref="PCN2"))
+    assert "claim number shown" in unproven(_q(), _r(shown_claim_number="NS-0012-346"))
     assert "neither" in unproven(_q(), _r(shown_member_id=None, shown_claim_number=None, payer_claim_number=None))
+    # the normalized claim number alone proves nothing: it is the adapter's word, not what the page showed
+    assert "neither" in unproven(_q(), _r(shown_member_id=None, shown_claim_number=None))
     # a rejection has no payer claim number: the member id and dates still prove it
     assert unproven(_q(payer_claim_number=None), _r(payer_claim_number=None, shown_claim_number=None)) is None
 
