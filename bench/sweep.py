@@ -307,7 +307,7 @@ def agent_checks(rows: list[dict], truth_by_pcn: dict[str, dict]) -> dict[str, s
         t = truth_by_pcn[r["pcn"]]
         if not r["status_category"]:
             verdict[t["claim_id"]] = f"failed: {r['last_error'] or 'no result'}"
-        elif (r["status_category"], r["status_code"]) != (t["status_category"], t["status_code"]):
+        elif (r["status_category"], r["status_code"]) != (t["status_category"], t["status_code_shown"]):
             verdict[t["claim_id"]] = "wrong status"
         else:
             verdict[t["claim_id"]] = "ok"

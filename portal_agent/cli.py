@@ -120,7 +120,9 @@ def demo(
         console.print(_denials_table(rt.Session))
         cmp = compare_with_truth(rt.Session, sb.control)
         ok = cmp["carc_sets_match"] and cmp["status_matches"] == cmp["checked"]
-        console.print(f"ground truth: {cmp['status_matches']}/{cmp['checked']} statuses match; denied claims "
+        console.print(f"ground truth: {cmp['status_matches']}/{cmp['checked']} statuses match (category, and "
+                      f"the code where the page shows one; {cmp['statuses_without_code']} without a code: the "
+                      f"page shows none); denied claims "
                       f"found {cmp['found_denied_claims']} of {cmp['truth_denied_claims']}; CARC sets "
                       f"{'match' if cmp['carc_sets_match'] else 'DIFFER'} {cmp['found_carcs']}")
         writes = sb.control.get("/control/writes").json()

@@ -124,7 +124,8 @@ def onboard(Session, vault, control: httpx.Client, urls: dict[str, str],
 
 
 def compare_with_truth(Session, control: httpx.Client) -> dict:
-    """What the sweep stored vs what the sandbox says: statuses, denied claims and their CARCs."""
+    """What the sweep stored vs what the sandbox says: statuses (the 277 category always, the status code where
+    the portal's page shows one: `status_code_shown` of the ground truth), denied claims and their CARCs."""
     gt = {c["pcn"]: c for c in control.get("/control/ground-truth").json()["claims"] if c["visible"]}
     with Session() as s:
         claims = {c.external_id: c for c in repo.all_claims(s)}
@@ -132,7 +133,8 @@ def compare_with_truth(Session, control: httpx.Client) -> dict:
     by_id = {c.id: c.external_id for c in claims.values()}
     checked = [k for k, c in claims.items() if c.status_category]
     status_ok = sum(1 for k in checked if claims[k].status_category == gt[k]["status_category"]
-                    and claims[k].status_code == gt[k]["status_code"])
+                    and claims[k].status_code == gt[k]["status_code_shown"])
+    no_code = sum(1 for k in checked if claims[k].status_code is None)
     truth_denied = {k: set(v["denial_carcs"]) for k, v in gt.items() if v.get("denial_carcs")}
     found: dict[str, set] = {}
     for d in denials:
@@ -142,6 +144,7 @@ def compare_with_truth(Session, control: httpx.Client) -> dict:
         "claims": len(claims),
         "checked": len(checked),
         "status_matches": status_ok,
+        "statuses_without_code": no_code,  # the page showed none: none stored
         "truth_denied_claims": len(truth_checked),
         "found_denied_claims": len(found),
         "carc_sets_match": found == truth_checked,

@@ -49,11 +49,6 @@ RETURNED_REASONS: dict[str, str] = {
     "Diagnosis code invalid": "255",
 }
 
-# A denied claim's 277 status code by the CARC of its denial: eligibility/enrollment denials are reported
-# as 88 (entity not eligible for benefits for the dates of service), every other denial as 1 (see remit).
-DENIAL_STATUS_CODES: dict[str, str] = {"27": "88", "B7": "88"}
-DENIAL_DEFAULT_STATUS_CODE = "1"
-
 # "Adjustment type" wording -> CARC group code.
 GROUP_TEXT: dict[str, str] = {
     "Contractual obligation": "CO",
@@ -100,11 +95,12 @@ def returned_reason_code(text: str | None) -> str:
     return code
 
 
-def denial_status_code(denial_carcs: set[str]) -> str:
-    codes = {DENIAL_STATUS_CODES.get(c, DENIAL_DEFAULT_STATUS_CODE) for c in denial_carcs}
-    if len(codes) != 1:
-        raise PortalDrift("denied claim without one clear denial reason")
-    return codes.pop()
+def denial_status_code(denial_carcs: set[str]) -> None:
+    """A denied claim's 277 status code: the portal shows none (a label and the reasons' text), so none is
+    reported rather than one guessed from the reasons. A denial must show at least one reason."""
+    if not denial_carcs:
+        raise PortalDrift("denied claim without a denial reason")
+    return None
 
 
 def group_for_text(text: str) -> str:

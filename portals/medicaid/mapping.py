@@ -18,7 +18,7 @@ from decimal import Decimal
 from core.errors import AccountLocked, LoginRejected, NeedsAttention, PortalDrift, PortalError, SessionExpired
 
 # Claim status label (as printed on Claim Detail) -> (277 category, 277 status code).
-# F2's code depends on the denial reason (DENIAL_STATUS_CODES); A3/A6/A7's on the edit (REJECTION_EDITS).
+# F2 has none (the page shows a label and the reasons, no code); A3/A6/A7's follows the edit (REJECTION_EDITS).
 STATUS_LABELS: dict[str, tuple[str, str | None]] = {
     "RECEIVED": ("A1", "19"),  # entity acknowledges receipt of claim
     "ACCEPTED": ("A2", "20"),  # accepted for processing
@@ -34,12 +34,6 @@ STATUS_LABELS: dict[str, tuple[str, str | None]] = {
     "ADJUDICATED - NO PAYMENT": ("F4", "107"),  # processed according to contract provisions
 }
 REJECTION_CATEGORIES = frozenset({"A3", "A6", "A7", "A8"})
-
-# A denied claim's 277 status code, by the CARC of its denial: this payer reports eligibility and
-# enrollment denials as 88 (entity not eligible for benefits for the dates of service), all others as 1
-# (see the remittance advice).
-DENIAL_STATUS_CODES: dict[str, str] = {"27": "88", "B7": "88"}
-DENIAL_DEFAULT_STATUS_CODE = "1"
 
 # Front-end edit text (the detail page's "Reason", upper case) -> 277 status code.
 REJECTION_EDITS: dict[str, str] = {
@@ -114,18 +108,18 @@ class EobEntry:
     rarc: str | None
 
 
-def claim_status(label: str, *, denial_carcs: Sequence[str] = (), rejection_edit: str = "") -> tuple[str, str]:
-    """(277 category, 277 status code) for a status label; unknown label or edit -> PortalDrift."""
+def claim_status(label: str, *, denial_carcs: Sequence[str] = (), rejection_edit: str = "") -> tuple[str, str | None]:
+    """(277 category, 277 status code) for a status label; unknown label or edit -> PortalDrift. A denial
+    has no code: the portal shows none, and none is guessed from its reasons."""
     try:
         category, code = STATUS_LABELS[label.strip().upper()]
     except KeyError:
         raise PortalDrift("unknown claim status label on Claim Detail") from None
     if category == "F2":
-        special = sorted({DENIAL_STATUS_CODES[c] for c in denial_carcs if c in DENIAL_STATUS_CODES})
         if not denial_carcs:
             raise PortalDrift("denied claim shows no denial reason")
-        code = special[0] if special else DENIAL_DEFAULT_STATUS_CODE
-    elif category in REJECTION_CATEGORIES:
+        return category, None
+    if category in REJECTION_CATEGORIES:
         try:
             code = REJECTION_EDITS[rejection_edit.strip().upper()]
         except KeyError:

@@ -15,8 +15,8 @@ from bench.sweep import PORTALS, agent_checks, claims_mix, extra_requests, naive
 
 REPO = Path(__file__).resolve().parents[2]
 
-TRUTH = {"C1": {"claim_id": "C1", "pcn": "P1", "status_category": "F2", "status_code": "65", "billed": "120.00",
-                "payer_claim_number": "BMH123"}}
+TRUTH = {"C1": {"claim_id": "C1", "pcn": "P1", "status_category": "F2", "status_code": "65",
+                "status_code_shown": "65", "billed": "120.00", "payer_claim_number": "BMH123"}}
 
 
 def test_naive_check_refuses_wrong_or_missing_readings():
@@ -37,6 +37,10 @@ def test_agent_check_needs_category_and_code():
     assert agent_checks([{**row, "status_code": "1"}], by_pcn) == {"C1": "wrong status"}
     assert agent_checks([{**row, "status_category": None, "last_error": "PortalDrift"}], by_pcn) == {
         "C1": "failed: PortalDrift"}
+    # a portal that shows no status code for a denial: the agent stores none, and that is right
+    hidden = {"P1": {**TRUTH["C1"], "status_code_shown": None}}
+    assert agent_checks([{**row, "status_code": None}], hidden) == {"C1": "ok"}
+    assert agent_checks([row], hidden) == {"C1": "wrong status"}  # a code the page never showed: a guess
 
 
 def test_claims_mix_in_proportion_to_the_limits():

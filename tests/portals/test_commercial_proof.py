@@ -78,7 +78,7 @@ class World:
 def assert_is(r: ClaimStatusResult, c: dict) -> None:
     """The result is the claim `c` (by the ground truth), with the proof the page showed."""
     assert r.claim_ref == c["pcn"]
-    assert (r.status_category, r.status_code) == (c["status_category"], c["status_code"])
+    assert (r.status_category, r.status_code) == (c["status_category"], c["status_code_shown"])
     assert r.payer_claim_number == c["payer_claim_number"]
     assert r.billed == Decimal(c["billed"]) and r.shown_billed == Decimal(c["billed"])
     assert r.shown_member_id == c["member_id"]

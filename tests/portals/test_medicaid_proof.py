@@ -85,7 +85,7 @@ def assert_is_claim(r, c: dict) -> None:
     def d(x):
         return None if x is None else Decimal(x)
 
-    assert (r.status_category, r.status_code) == (c["status_category"], c["status_code"])
+    assert (r.status_category, r.status_code) == (c["status_category"], c["status_code_shown"])
     assert r.payer_claim_number == c["payer_claim_number"]
     assert (r.billed, r.allowed, r.paid) == (d(c["billed"]), d(c.get("allowed")), d(c.get("paid")))
     assert r.shown_member_id == c["member_id"]
