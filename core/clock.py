@@ -1,9 +1,9 @@
 """Clocks for the agent's own waits (the pacer's timers, backoff sleeps).
 
-`MonotonicClock` is real time. `ManualClock` is virtual time for tests and benches of pure timing logic: it
-reads a number that moves only when told (`advance`), or jumps from one timer to the next while a
-workload waits (`run`), so a test of a one-minute window takes no wall time and never depends on how busy
-the machine is. Both offer the same three calls.
+`ScaledClock` is real time (`REAL_CLOCK`), or real time sped up for a sped-up portal. `ManualClock` is
+virtual time for tests and benches of pure timing logic: it reads a number that moves only when told
+(`advance`), or jumps from one timer to the next while a workload waits (`run`), so a test of a one-minute
+window takes no wall time and never depends on how busy the machine is. Both offer the same three calls.
 """
 
 from __future__ import annotations
@@ -31,25 +31,12 @@ class Clock(Protocol):
     async def sleep(self, seconds: float) -> None: ...
 
 
-class MonotonicClock:
-    """Real time: time.monotonic(), the running loop's timers, asyncio.sleep."""
-
-    def monotonic(self) -> float:
-        return time.monotonic()
-
-    def call_later(self, delay: float, callback: Callable[[], Any]) -> Timer:
-        return asyncio.get_running_loop().call_later(delay, callback)
-
-    async def sleep(self, seconds: float) -> None:
-        await asyncio.sleep(seconds)
-
-
-REAL_CLOCK = MonotonicClock()
 
 
 class ScaledClock:
-    """Real time sped up `scale` times: a portal whose clock runs faster (the sandbox started with
-    --time-scale, or sped up through its control API). A wait of d seconds takes d / scale real seconds."""
+    """Real time (time.monotonic(), the running loop's timers, asyncio.sleep) sped up `scale` times: 1 is real
+    time; more, a portal whose clock runs faster (the sandbox started with --time-scale, or sped up through
+    its control API). A wait of d seconds takes d / scale real seconds."""
 
     def __init__(self, scale: float) -> None:
         if not scale > 0:
@@ -66,6 +53,7 @@ class ScaledClock:
         await asyncio.sleep(seconds / self.scale)
 
 
+REAL_CLOCK = ScaledClock(1)
 _PORTAL_CLOCK: list[Clock] = [REAL_CLOCK]
 
 

@@ -8,7 +8,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.credentials import Credentials
-from store.models import PortalAccount
+from store import repo
+from store.models import Claim, PortalAccount
 from store.vault import Vault
 
 
@@ -101,8 +102,6 @@ def record_run_health(s: Session, account_id: int, *, at: datetime, checked: int
     """What one run of the account showed: last check and failure, the failure streak (failures since the
     run's last success, or added to the earlier streak when it had none), its portal's circuit, drift (with
     its page as evidence; an outbox event)."""
-    from store import repo
-
     acct = s.get(PortalAccount, account_id)
     if checked:
         acct.last_check_at = at
@@ -125,9 +124,6 @@ def record_run_health(s: Session, account_id: int, *, at: datetime, checked: int
 def canary_to_read(s: Session, account_id: int):
     """(the account's canary claim, its settled fingerprint or None while a candidate); a candidate is chosen
     when it has none (None, None when the account has no claim to choose)."""
-    from store import repo
-    from store.models import Claim
-
     acct = s.get(PortalAccount, account_id)
     claim = s.get(Claim, acct.canary_claim_id) if acct.canary_claim_id else None
     if claim is None:
@@ -142,8 +138,6 @@ def record_canary_read(s: Session, account_id: int, claim_id: int, *, at: dateti
                        settle_after: int | None) -> None:
     """The canary's reading this run. `settle_after`: for a candidate read well, the reads in a row that
     settle it (its fingerprint becomes the canary's; one that moved is dropped for another)."""
-    from store import repo
-
     acct = s.get(PortalAccount, account_id)
     acct.canary_checked_at, acct.canary_result = at, result
     if settle_after is not None:

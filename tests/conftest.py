@@ -84,7 +84,7 @@ def sandbox_server() -> Iterator[SandboxHandle]:
         raise RuntimeError("sandbox did not start")
     urls = json.loads(line)["urls"]
     client = httpx.Client(base_url=urls["control"], timeout=60)
-    set_portal_clock(ScaledClock(TIME_SCALE) if TIME_SCALE != 1 else REAL_CLOCK)
+    set_portal_clock(ScaledClock(TIME_SCALE))
     try:
         yield SandboxHandle(urls, client)
     finally:

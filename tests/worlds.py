@@ -1,6 +1,15 @@
-"""Small worlds: the claims of a sandbox world a test needs, not all of them."""
+"""What tests take from a sandbox world: small worlds (the claims a test needs, not all of them), the
+demo accounts' credentials."""
 
 from __future__ import annotations
+
+from core.credentials import Credentials
+
+
+def account_credentials(sandbox, portal: str, i: int = 0) -> Credentials:
+    """The credentials of the portal's i-th demo account (password and TOTP secret)."""
+    a = sandbox.account(portal, i)
+    return Credentials(username=a["username"], password=a["password"], totp_secret=a["totp_secret"])
 
 
 def sample_claims(ground_truth: dict, per_kind: int) -> set[str]:

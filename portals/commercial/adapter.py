@@ -479,7 +479,7 @@ class CommercialAdapter:
         check_number, check_date, raw_payments = self._payment(pay, paid)
         lines, raw_lines, denial_carcs = self._lines(ln, billed, allowed, paid, patient_resp)
         if category == "F2":
-            code = M.denial_status_code(denial_carcs)  # none shown: none reported
+            M.require_denial_reason(denial_carcs)  # and no code: the page shows none
         elif code is None:
             raise PortalDrift("claim status code could not be derived")
 

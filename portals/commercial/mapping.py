@@ -23,8 +23,8 @@ HERE = Path(__file__).resolve().parent
 
 # Overview "Claim status" label -> (277 category, 277 status code, the "Adjudication status" the portal
 # prints beside it). The second text is checked too: a label whose companion changed is drift.
-# Code None: it depends on what else the page says (the denial reason for F2, the returned reason for
-# A3/A6/A7), see denial_status_code() and RETURNED_REASONS.
+# Code None: for A3/A6/A7 it follows the returned reason (RETURNED_REASONS); for F2 the page shows none
+# and none is reported (require_denial_reason()).
 STATUS_LABELS: dict[str, tuple[str, str | None, str]] = {
     "Acknowledgement - received": ("A1", "19", "Received"),
     "Acknowledgement - accepted": ("A2", "20", "Accepted for processing"),
@@ -95,12 +95,11 @@ def returned_reason_code(text: str | None) -> str:
     return code
 
 
-def denial_status_code(denial_carcs: set[str]) -> None:
-    """A denied claim's 277 status code: the portal shows none (a label and the reasons' text), so none is
-    reported rather than one guessed from the reasons. A denial must show at least one reason."""
+def require_denial_reason(denial_carcs: set[str]) -> None:
+    """A denial shows at least one reason. (It shows no 277 status code, "Denied" maps to none: none is
+    reported rather than one guessed from the reasons.)"""
     if not denial_carcs:
         raise PortalDrift("denied claim without a denial reason")
-    return None
 
 
 def group_for_text(text: str) -> str:

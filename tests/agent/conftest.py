@@ -41,7 +41,7 @@ async def runtime(settings, chromium):
 def onboarded(request, sandbox, runtime):
     """A store onboarded from the session sandbox. `param`: a world size (every claim of a world that size is
     onboarded), or by default a small world: up to 3 claims of every (portal, kind) of a 120-claim world
-    (about 45 claims, every kind on every portal, every account)."""
+    (42 claims at seed 7: every kind on every portal, every account)."""
     size = getattr(request, "param", None)
     sandbox.reset(size=size or 120)
     reset_pacers()

@@ -10,7 +10,7 @@ from agent.browser import BrowserPool
 from core.config import get_settings
 from portals import load_adapters
 from store.models import Claim
-from tests.portals.conftest import credentials
+from tests.worlds import account_credentials
 
 
 async def _sign_in_with_driver_debug(sandbox, monkeypatch, allow: bool) -> None:
@@ -20,7 +20,7 @@ async def _sign_in_with_driver_debug(sandbox, monkeypatch, allow: bool) -> None:
     adapter = load_adapters()["medicaid"]()
     try:
         s = await pool.session_for(adapter, sandbox.url("medicaid"))
-        await adapter.login(s, credentials(sandbox, "medicaid"))
+        await adapter.login(s, account_credentials(sandbox, "medicaid"))
     finally:
         await pool.close()
 

@@ -11,17 +11,12 @@ from __future__ import annotations
 import pytest
 
 from agent.pacing import TokenBucket
-from core.credentials import Credentials
+from tests.worlds import account_credentials
 
 
 @pytest.fixture(scope="module")
 def saved_sign_ins() -> dict[tuple[str, str], dict]:
     return {}
-
-
-def credentials(sandbox, portal: str, i: int = 0) -> Credentials:
-    a = sandbox.account(portal, i)
-    return Credentials(username=a["username"], password=a["password"], totp_secret=a["totp_secret"])
 
 
 @pytest.fixture
@@ -30,7 +25,7 @@ def signed_in(sandbox, pool, saved_sign_ins):
 
     async def open_session(adapter, portal: str, *, pacer: TokenBucket | None = None, fresh: bool = False):
         url = sandbox.url(portal)
-        creds = credentials(sandbox, portal)
+        creds = account_credentials(sandbox, portal)
         key = (url, creds.username)
         if not fresh and (state := saved_sign_ins.get(key)) is not None:
             s = await pool.session_for(adapter, url, pacer=pacer, storage_state=state)

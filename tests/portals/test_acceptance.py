@@ -13,9 +13,9 @@ from decimal import Decimal
 import pytest
 
 from core.claims import ClaimQuery
-from core.credentials import Credentials
 from core.errors import ClaimNotFound, LoginRejected, Maintenance, PortalDrift, SessionExpired
 from portals import load_adapters
+from tests.worlds import account_credentials
 
 ADAPTERS = ["clearinghouse", "commercial", "medicaid"]  # one line per portal
 KINDS = ["paid", "denied", "partial", "zero_pay", "in_process", "rejected", "overturned"]
@@ -34,11 +34,6 @@ def adapter(portal):
         pytest.fail(f"no adapter registered for portal {portal!r}")
     return reg[portal]()
 
-
-
-def creds(sandbox, portal, i=0) -> Credentials:
-    a = sandbox.account(portal, i)
-    return Credentials(username=a["username"], password=a["password"], totp_secret=a["totp_secret"])
 
 
 _MEMBERS: dict[str, dict] = {}
@@ -98,7 +93,7 @@ def actual(r) -> dict:
 
 async def test_login_and_verify(sandbox, pool, adapter, portal):
     s = await pool.session_for(adapter, sandbox.url(portal))  # the session the runner gives the adapter
-    await adapter.login(s, creds(sandbox, portal))
+    await adapter.login(s, account_credentials(sandbox, portal))
     try:
         assert await adapter.verify(s)
         assert s.blocked == [], "login needed a request the adapter did not declare"
@@ -113,7 +108,7 @@ async def test_login_and_verify(sandbox, pool, adapter, portal):
 
 async def test_bad_password_is_rejected_once(sandbox, pool, adapter, portal):
     s = await pool.session_for(adapter, sandbox.url(portal))
-    bad = creds(sandbox, portal).model_copy(update={"password": "wrong-password-1!"})
+    bad = account_credentials(sandbox, portal).model_copy(update={"password": "wrong-password-1!"})
     try:
         with pytest.raises(LoginRejected):
             await adapter.login(s, bad)
@@ -161,7 +156,7 @@ async def test_session_expiry_is_reported_then_recovered(sandbox, signed_in, ada
         with pytest.raises(SessionExpired):
             await adapter.claim_status(s, query(c, by_number=False))
         sandbox.faults(session_expiry_rate=0.0)
-        await adapter.login(s, creds(sandbox, portal))
+        await adapter.login(s, account_credentials(sandbox, portal))
         r = await adapter.claim_status(s, query(c, by_number=False))
         assert actual(r) == expected(c)
     finally:

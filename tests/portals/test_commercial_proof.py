@@ -13,7 +13,6 @@ import pytest
 
 from agent.pacing import TokenBucket
 from core.claims import ClaimQuery, ClaimStatusResult
-from core.credentials import Credentials
 from core.errors import AmbiguousClaim, ClaimMismatch, ClaimNotFound, PortalDrift
 from portals.commercial import mapping as M
 from portals.commercial.adapter import CommercialAdapter
@@ -46,11 +45,6 @@ def test_normalize_claim_number_refuses_other_text():
 
 
 # ---------------------------------------------------------------- helpers
-
-def creds(sandbox) -> Credentials:
-    a = sandbox.account(P, 0)
-    return Credentials(username=a["username"], password=a["password"], totp_secret=a["totp_secret"])
-
 
 class World:
     """The ground truth of the commercial portal's claims, with the lookups' queries."""
