@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from core.claims import ClaimQuery, ClaimStatusResult
+from core.claims import ClaimQuery, ClaimStatusResult, id_key
 from core.errors import PortalError
 
 _NOT_ALNUM = re.compile(r"[^0-9A-Z]")
@@ -21,10 +21,6 @@ def claim_number_key(value: str) -> str:
     return _NOT_ALNUM.sub("", value.upper())
 
 
-def _member_key(value: str) -> str:
-    return "".join(value.split()).upper()
-
-
 def unproven(q: ClaimQuery, r: ClaimStatusResult,
              number_key: Callable[[str], str | None] = claim_number_key) -> str | None:
     """Why `r` does not prove it is `q`'s claim, or None when it does. `number_key` is the portal's own
@@ -34,7 +30,7 @@ def unproven(q: ClaimQuery, r: ClaimStatusResult,
     if r.shown_member_id is None and r.shown_claim_number is None:
         # the normalized payer claim number alone is the adapter's word, not what the page showed
         return "the page showed neither a claim number nor a member id"
-    if r.shown_member_id is not None and _member_key(r.shown_member_id) != _member_key(q.member_id):
+    if r.shown_member_id is not None and id_key(r.shown_member_id) != id_key(q.member_id):
         return "member id shown differs from the query"
     if r.shown_dos_from is not None:
         to = r.shown_dos_to or r.shown_dos_from

@@ -20,7 +20,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -132,11 +132,9 @@ def naive_spec(gt: dict, claims: list[dict], urls: dict, accounts: list[dict]) -
 async def _agent_child(spec: dict, out_path: str) -> None:
     from agent.pacing import reset_pacers
     from core.config import get_settings
-    from core.credentials import Credentials
     from core.logging import configure
-    from portal_agent.demo import ensure_payer
+    from portal_agent.demo import add_account, add_world
     from portal_agent.runtime import Runtime
-    from store import accounts as acct_repo
     from store import repo
     from store.models import CheckFailure, Claim, Payer
 
@@ -144,36 +142,10 @@ async def _agent_child(spec: dict, out_path: str) -> None:
     reset_pacers()
     settings = get_settings().model_copy(update={"data_dir": Path(spec["data_dir"]), "database_url": ""})
     rt = Runtime.start(settings)
-    gt = spec["ground_truth"]
-    members = {m["member_id"]: m for m in gt["members"]}
     with rt.Session() as s:
-        o = next(o for o in gt["organizations"] if o["id"] == spec["org"])
-        org = repo.get_or_create_org(s, o["id"], o["name"])
-        payers = {}
-        for p in gt["payers"]:
-            payers[p["id"]] = ensure_payer(s, org, p)
-        for p in gt["providers"]:
-            if p["org_id"] == spec["org"]:
-                repo.get_or_create_provider(s, org, p["npi"], p["name"])
-        wanted = set(spec["claim_ids"])
-        for c in gt["claims"]:
-            if c["claim_id"] not in wanted:
-                continue
-            m = members[c["member_id"]]
-            repo.add_claim(
-                s, org=org, payer=payers[c["payer_id"]], external_id=c["pcn"], member_id=c["member_id"],
-                billing_npi=c["billing_npi"], dos_from=date.fromisoformat(c["dos_from"]),
-                dos_to=date.fromisoformat(c["dos_to"]), submitted_on=date.fromisoformat(c["submitted"]),
-                payer_claim_number=c["payer_claim_number"] if knows_claim_number(c["claim_id"]) else None,
-                patient_dob=date.fromisoformat(m["dob"]), patient_first_name=m["first_name"],
-                patient_last_name=m["last_name"],
-                lines=[{"line_no": ln["line_no"], "cpt": ln["cpt"], "modifiers": ln["modifiers"],
-                        "units": ln["units"], "billed_cents": int(ln["billed"].replace(".", ""))}
-                       for ln in c["lines"]])
+        orgs, _ = add_world(s, spec["ground_truth"], only=set(spec["claim_ids"]), org_ids={spec["org"]})
         for a in spec["accounts"]:
-            acct_repo.upsert_account(s, rt.vault, org_id=org.id, portal_key=a["portal"], base_url=spec["urls"][a["portal"]],
-                                     creds=Credentials(username=a["username"], password=a["password"],
-                                                       totp_secret=a["totp_secret"]))
+            add_account(s, rt.vault, orgs[spec["org"]], a, spec["urls"])
         s.commit()
         ids = repo.claim_ids(s)
     started = datetime.now(UTC)

@@ -13,6 +13,11 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 
+def id_key(value: str) -> str:
+    """A member id (or an NPI) as a comparable key: the same id whatever the spacing or case it is printed in."""
+    return "".join(value.split()).upper()
+
+
 class ClaimQuery(BaseModel):
     """What we know of a claim. The adapter searches by payer claim number when known, else by
     member + date of service, and proves the page it read belongs to this claim."""

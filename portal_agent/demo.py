@@ -17,7 +17,7 @@ import httpx
 from core.credentials import Credentials
 from store import accounts as acct_repo
 from store import repo
-from store.models import Payer
+from store.models import Organization, Payer
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -81,46 +81,59 @@ def onboard(Session, vault, control: httpx.Client, urls: dict[str, str],
     organization and portal, as a PMS and an administrator would set them up."""
     gt = control.get("/control/ground-truth").json()
     accounts = control.get("/control/accounts").json()
-    counts = {"claims": 0, "accounts": 0}
     with Session() as s:
-        orgs = {o["id"]: repo.get_or_create_org(s, o["id"], o["name"]) for o in gt["organizations"]}
-        payers: dict[tuple[str, str], Payer] = {}
-        for org_key, org in orgs.items():
-            for p in gt["payers"]:
-                payers[(org_key, p["id"])] = ensure_payer(s, org, p)
-        npi_org = {p["npi"]: p["org_id"] for p in gt["providers"]}
-        for p in gt["providers"]:
-            repo.get_or_create_provider(s, orgs[p["org_id"]], p["npi"], p["name"])
-        members = {m["member_id"]: m for m in gt["members"]}
-        for c in gt["claims"]:
-            if not c["visible"]:
-                continue  # not submitted yet on the sandbox clock: the PMS has not sent it
-            if only is not None and c["claim_id"] not in only:
-                continue
-            org_key = npi_org[c["billing_npi"]]
-            known = c["payer_claim_number"] if knows_claim_number(c["claim_id"]) else None
-            repo.add_claim(
-                s, org=orgs[org_key], payer=payers[(org_key, c["payer_id"])], external_id=c["pcn"],
-                member_id=c["member_id"], billing_npi=c["billing_npi"], dos_from=date.fromisoformat(c["dos_from"]),
-                dos_to=date.fromisoformat(c["dos_to"]), submitted_on=date.fromisoformat(c["submitted"]),
-                payer_claim_number=known, patient_dob=date.fromisoformat(members[c["member_id"]]["dob"]),
-                patient_first_name=members[c["member_id"]]["first_name"],
-                patient_last_name=members[c["member_id"]]["last_name"],
-                lines=[{"line_no": ln["line_no"], "cpt": ln["cpt"], "modifiers": ln["modifiers"],
-                        "units": ln["units"], "billed_cents": int(ln["billed"].replace(".", ""))}
-                       for ln in c["lines"]])
-            counts["claims"] += 1
+        orgs, claims = add_world(s, gt, only=only)
+        counts = {"claims": claims, "accounts": 0}
         # one portal account per organization and portal (one login per account)
         for portal in ("clearinghouse", "commercial", "medicaid"):
             mine = [a for a in accounts if a["portal"] == portal]
             for i, org in enumerate(orgs.values()):
-                a = mine[i % len(mine)]
-                acct_repo.upsert_account(s, vault, org_id=org.id, portal_key=portal, base_url=urls[portal],
-                                         creds=Credentials(username=a["username"], password=a["password"],
-                                                           totp_secret=a["totp_secret"]))
+                add_account(s, vault, org, mine[i % len(mine)], urls)
                 counts["accounts"] += 1
         s.commit()
     return counts
+
+
+def add_world(s, gt: dict, *, only: Collection[str] | None = None,
+              org_ids: Collection[str] | None = None) -> tuple[dict[str, Organization], int]:
+    """The ground truth's organizations (or `org_ids` of them), their payers and providers, and their
+    submitted claims (or `only` those of these claim ids) as the PMS sends them. Returns the organizations
+    by sandbox id and how many claims were added."""
+    orgs = {o["id"]: repo.get_or_create_org(s, o["id"], o["name"]) for o in gt["organizations"]
+            if org_ids is None or o["id"] in org_ids}
+    payers = {(org_key, p["id"]): ensure_payer(s, org, p) for org_key, org in orgs.items() for p in gt["payers"]}
+    npi_org = {p["npi"]: p["org_id"] for p in gt["providers"]}
+    for p in gt["providers"]:
+        if p["org_id"] in orgs:
+            repo.get_or_create_provider(s, orgs[p["org_id"]], p["npi"], p["name"])
+    members = {m["member_id"]: m for m in gt["members"]}
+    added = 0
+    for c in gt["claims"]:
+        if not c["visible"]:
+            continue  # not submitted yet on the sandbox clock: the PMS has not sent it
+        org_key = npi_org[c["billing_npi"]]
+        if org_key not in orgs or (only is not None and c["claim_id"] not in only):
+            continue
+        m = members[c["member_id"]]
+        known = c["payer_claim_number"] if knows_claim_number(c["claim_id"]) else None
+        repo.add_claim(
+            s, org=orgs[org_key], payer=payers[(org_key, c["payer_id"])], external_id=c["pcn"],
+            member_id=c["member_id"], billing_npi=c["billing_npi"], dos_from=date.fromisoformat(c["dos_from"]),
+            dos_to=date.fromisoformat(c["dos_to"]), submitted_on=date.fromisoformat(c["submitted"]),
+            payer_claim_number=known, patient_dob=date.fromisoformat(m["dob"]),
+            patient_first_name=m["first_name"], patient_last_name=m["last_name"],
+            lines=[{"line_no": ln["line_no"], "cpt": ln["cpt"], "modifiers": ln["modifiers"],
+                    "units": ln["units"], "billed_cents": int(ln["billed"].replace(".", ""))}
+                   for ln in c["lines"]])
+        added += 1
+    return orgs, added
+
+
+def add_account(s, vault, org: Organization, a: dict, urls: dict[str, str]) -> None:
+    """A sandbox portal account (`/control/accounts` entry) for an organization, its secrets to the vault."""
+    acct_repo.upsert_account(s, vault, org_id=org.id, portal_key=a["portal"], base_url=urls[a["portal"]],
+                             creds=Credentials(username=a["username"], password=a["password"],
+                                               totp_secret=a["totp_secret"]))
 
 
 def compare_with_truth(Session, control: httpx.Client) -> dict:

@@ -60,19 +60,15 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
-from typing import Any, ParamSpec, TypeVar
+from datetime import timedelta
+from typing import Any, TypeVar
 
-import pyotp
-from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import Frame, Page
-from playwright.async_api import TimeoutError as PlaywrightTimeout
 
-from core.claims import ClaimQuery, ClaimStatusResult, LineAdjustment, LineResult
+from core.claims import ClaimQuery, ClaimStatusResult
 from core.credentials import Credentials
 from core.errors import (
     AmbiguousClaim,
@@ -81,13 +77,14 @@ from core.errors import (
     ClaimNotFound,
     NeedsAttention,
     PortalDrift,
-    PortalError,
-    PortalUnavailable,
     SessionExpired,
 )
 from portals.base import Capability, RequestPattern, register
 from portals.clearinghouse import mapping as M
-from portals.clearinghouse.pages import (
+from portals.clearinghouse import results
+from portals.clearinghouse.remit import RemitViewer
+from portals.clearinghouse.results import ClaimDetail, Remit, ResultRow
+from portals.clearinghouse.screens import (
     ANNOUNCEMENTS,
     APP,
     LOGIN,
@@ -96,22 +93,14 @@ from portals.clearinghouse.pages import (
     PASSWORD,
     REMIT,
     SIGN_IN_PATHS,
-    ClaimDetail,
-    ClaimStatusApp,
-    DetailModal,
-    Org,
-    OrgPicker,
-    Remit,
-    RemitViewer,
-    ResultRow,
-    Shell,
-    SignInPage,
-    _NotFound,
-    card_group,
+    NotFound,
     goto,
 )
+from portals.clearinghouse.signin import Org, OrgPicker, Shell, SignInPage
+from portals.clearinghouse.tool import ClaimStatusApp, DetailModal, card_group
+from portals.edge import at_the_edge
+from portals.formats import fmt_mdy
 
-P = ParamSpec("P")
 R = TypeVar("R")
 
 MAX_SIGN_IN_STEPS = 8
@@ -128,7 +117,6 @@ _STEPPED_UP = "clearinghouse.stepped_up"  # the server session passed the remitt
 _RELOAD = "clearinghouse.reload"  # the tab's tool may be in a bad state; reload it first
 _TOOL = "clearinghouse.tool"  # the tab's loaded tool (_Tool)
 _REMIT_TAB = "clearinghouse.remit_tab"  # the remittance tab the tab's last lookup read (evidence)
-_LINE_NO = re.compile(r"^Line (\d+):")
 
 
 @dataclass
@@ -185,40 +173,6 @@ def _lock(session: Any, key: str) -> asyncio.Lock:
     return session.state.setdefault(key, asyncio.Lock())
 
 
-def at_the_edge(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
-    """Translate browser/network failures into the contract's errors, in one place."""
-
-    @functools.wraps(fn)
-    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        session = args[1]
-        try:
-            return await fn(*args, **kwargs)
-        except ClaimError:  # not found, ambiguous, mismatch: the tab's tool is fine as it is
-            raise
-        except PortalError:
-            session.page_state()[_RELOAD] = True
-            raise
-        except PlaywrightTimeout as e:
-            session.page_state()[_RELOAD] = True
-            raise PortalUnavailable(f"{fn.__name__}: the portal did not answer in time") from e
-        except PlaywrightError as e:
-            session.page_state()[_RELOAD] = True
-            raise PortalUnavailable(f"{fn.__name__}: browser or network error") from e
-
-    return wrapper
-
-
-def _totp(secret: str | None) -> pyotp.TOTP | None:
-    if not secret:
-        return None
-    try:
-        totp = pyotp.TOTP(secret)
-        totp.now()
-    except (ValueError, TypeError) as e:  # binascii.Error is a ValueError
-        raise NeedsAttention("the authenticator secret on file is not usable") from e
-    return totp
-
-
 @register
 class ClearinghouseAdapter:
     """Meridian Exchange: claim status through Claims & Payments > Claim Status (iframe app)."""
@@ -257,7 +211,7 @@ class ClearinghouseAdapter:
         return q.org_external_id, q.payer_key
 
     # ------------------------------------------------------------------ login / verify
-    @at_the_edge
+    @at_the_edge(_RELOAD)
     async def login(self, session: Any, creds: Credentials) -> None:
         """Sign in through every step to the shell; gates a human must pass raise NeedsAttention. Holds the
         organization gate alone: the login chooses an organization on the server, so no other tab's search
@@ -269,10 +223,10 @@ class ClearinghouseAdapter:
     def resume(self, session: Any, creds: Credentials) -> None:
         """A restored session: the TOTP for the remittance viewer's step-up (else that step-up would need a
         new sign-in); whether the server session already passed it is learnt at the viewer."""
-        session.state[_TOTP] = _totp(creds.totp_secret)
+        session.state[_TOTP] = creds.authenticator()
 
     async def _login(self, session: Any, creds: Credentials) -> None:
-        session.state[_TOTP] = _totp(creds.totp_secret)
+        session.state[_TOTP] = creds.authenticator()
         session.state[_STEPPED_UP] = False
         _gate(session).reset()  # a new server session: every tab's tool is reloaded before use
         page = await session.page()
@@ -333,7 +287,7 @@ class ClearinghouseAdapter:
             raise M.mfa_error(await signin.error_message())
         return path
 
-    @at_the_edge
+    @at_the_edge(_RELOAD)
     async def verify(self, session: Any) -> bool:
         """True when the session's cookies still open the portal shell (False on the login page)."""
         page = await session.page()
@@ -345,7 +299,7 @@ class ClearinghouseAdapter:
         return True
 
     # ------------------------------------------------------------------ claim status
-    @at_the_edge
+    @at_the_edge(_RELOAD)
     async def claim_status(self, session: Any, q: ClaimQuery) -> ClaimStatusResult:
         """Search under the claim's organization (or each of the account's organizations offering the
         payer when it is not known), prove the claim, read and normalize it. Runs on this lookup's own
@@ -369,7 +323,7 @@ class ClearinghouseAdapter:
                 await app.close_detail()  # the previous lookup's claim, left on screen as evidence
                 try:
                     rows = await _twice(functools.partial(self._search, app, q))
-                except _NotFound as e:
+                except NotFound as e:
                     why = e.why
                     continue
                 return await _twice(functools.partial(self._read_claim, session, app, rows, q),
@@ -475,16 +429,16 @@ class ClearinghouseAdapter:
         if await app.needs_subscriber_dob():
             if q.patient_dob is None:
                 raise ClaimError(f"claim {q.claim_ref}: this payer's search needs the patient's date of birth")
-            dob = M.fmt_mdy(q.patient_dob)
+            dob = fmt_mdy(q.patient_dob)
         dos_to = min(q.dos_to, q.dos_from + MAX_DOS_RANGE)  # overlap search: the claim still matches
-        return await app.search_by_member(q.member_id, M.fmt_mdy(q.dos_from), M.fmt_mdy(dos_to),
+        return await app.search_by_member(q.member_id, fmt_mdy(q.dos_from), fmt_mdy(dos_to),
                                           q.billing_npi, dob)
 
     async def _read_claim(self, session: Any, app: ClaimStatusApp, rows: list[ResultRow],
                           q: ClaimQuery) -> ClaimStatusResult:
         """Open the candidates, keep the one the detail proves (exactly one, else Ambiguous/Mismatch);
         leave its detail open (evidence); read its remittance when needed."""
-        candidates = _candidates(rows, q)
+        candidates = results.candidates(rows, q)
         if len(candidates) > MAX_DETAIL_PROBES:
             raise AmbiguousClaim(f"claim {q.claim_ref}: {len(candidates)} claims match the search")
         proven: list[tuple[ResultRow, ClaimDetail]] = []
@@ -495,7 +449,7 @@ class ClearinghouseAdapter:
                 await modal.close()
             modal, detail = await self._open(app, row, q)
             shown = row
-            if _proves(detail, q):
+            if results.proves(detail, q):
                 proven.append((row, detail))
         if not proven:
             raise ClaimMismatch(f"claim {q.claim_ref}: the claim shown is not the one asked for")
@@ -507,19 +461,19 @@ class ClearinghouseAdapter:
             if modal is not None:
                 await modal.close()
             modal, detail = await self._open(app, row, q)
-            if not _proves(detail, q):
+            if not results.proves(detail, q):
                 raise ClaimMismatch(f"claim {q.claim_ref}: the claim shown is not the one asked for")
         remit = None
         if detail.codes is None and M.category_for(detail.badge).startswith("F"):
             remit = await self._remittance(session, modal)
-        return _result(self.key, q, detail, remit)
+        return results.result(self.key, q, detail, remit)
 
     @staticmethod
     async def _open(app: ClaimStatusApp, row: ResultRow, q: ClaimQuery) -> tuple[DetailModal, ClaimDetail]:
         """Open a result's detail and read it; the detail must be the row's claim."""
         modal = await app.open_detail(row)
         detail = await modal.read()
-        _same_as_row(detail, row, q)
+        results.same_as_row(detail, row, q)
         return modal, detail
 
     async def _remittance(self, session: Any, modal: DetailModal) -> Remit:
@@ -554,7 +508,7 @@ class ClearinghouseAdapter:
         return tab, await RemitViewer(tab).landed()
 
 
-# ---------------------------------------------------------------------- reading, proof
+# ---------------------------------------------------------------------- reading
 async def _twice(read: Callable[[], Awaitable[R]],
                  before_retry: Callable[[], Awaitable[None]] | None = None) -> R:
     """Read once more before calling it drift: a fragment cut short in transit (the portal sends no
@@ -565,204 +519,3 @@ async def _twice(read: Callable[[], Awaitable[R]],
         if before_retry is not None:
             await before_retry()
     return await read()
-
-
-def _need(fields: dict[str, str], name: str, where: str) -> str:
-    if name not in fields:
-        raise PortalDrift(f"{where}: '{name}' not shown")
-    return fields[name]
-
-
-def _candidates(rows: list[ResultRow], q: ClaimQuery) -> list[ResultRow]:
-    """The results that can be the query's claim by what the results table shows (NPI is on the detail):
-    the same claim number, or the exact service dates and billed amount (a payer may list the member's
-    other claims near those dates, or another provider's claim for the same visit)."""
-    if q.payer_claim_number:
-        number = M.claim_number_key(q.payer_claim_number)
-        same = [r for r in rows if M.claim_number_key(r.cells["Claim Number"]) == number]
-    else:
-        same = [r for r in rows
-                if M.service_dates(r.cells["Service Dates"]) == (q.dos_from, q.dos_to)
-                and M.money(r.cells["Billed"], what="results billed") == q.billed]
-    if not same:
-        raise ClaimMismatch(f"claim {q.claim_ref}: the portal listed only other claims")
-    if len(same) > 1:  # same member, dates and amount: the patient account number is the practice's own
-        ours = [r for r in same if r.cells["Patient Account"] == q.claim_ref]
-        same = ours if len(ours) == 1 else same
-    return same
-
-
-def _same_as_row(d: ClaimDetail, row: ResultRow, q: ClaimQuery) -> None:
-    """The detail shows the claim of the row that was opened (not the previous claim still on screen)."""
-    shown = M.claim_number_key(d.summary.get("Payer claim number"))
-    listed = row.cells["Claim Number"].strip()
-    listed = "" if listed == "Not assigned" else M.claim_number_key(listed)
-    if shown != listed or _need(d.summary, "Patient account number", "claim detail") != row.cells["Patient Account"]:
-        raise ClaimMismatch(f"claim {q.claim_ref}: the detail shows another claim than the result opened")
-
-
-def _proves(d: ClaimDetail, q: ClaimQuery) -> bool:
-    """Every identifier the detail shows is the query's: member ID, exact service dates, billed amount,
-    billing NPI, and the claim number when the query has one."""
-    s = d.summary
-    if M.norm_id(_need(s, "Member ID", "claim detail")) != M.norm_id(q.member_id):
-        return False
-    if q.payer_claim_number and \
-            M.claim_number_key(s.get("Payer claim number")) != M.claim_number_key(q.payer_claim_number):
-        return False
-    first = M.mdy(_need(s, "Service from", "claim detail"), what="service from")
-    last = M.mdy(_need(s, "Service to", "claim detail"), what="service to")
-    return ((first, last) == (q.dos_from, q.dos_to)
-            and M.money(_need(d.payment, "Billed amount", "claim detail"), what="billed") == q.billed
-            and _need(s, "Billing provider NPI", "claim detail").strip() == q.billing_npi)
-
-
-def _result(portal_key: str, q: ClaimQuery, d: ClaimDetail, remit: Remit | None) -> ClaimStatusResult:
-    s, pay = d.summary, d.payment
-    category = M.category_for(d.badge)
-    if M.code_part(_need(s, "Status category", "claim detail"), what="277 category") != category:
-        raise PortalDrift("claim detail: the status badge and the 277 category disagree")
-    code = M.status_code(_need(s, "Status code", "claim detail"))
-    rejected = category in M.REJECTION_CATEGORIES
-    shown_number = s.get("Payer claim number")
-    if rejected != (d.rejection is not None) or rejected != (shown_number is None):
-        raise PortalDrift("claim detail: rejection, reason and claim number contradict each other")
-    billed = M.money(_need(pay, "Billed amount", "payment"), what="billed amount")
-    adjudicated = category.startswith("F")
-    allowed = paid = liability = None
-    check_number: str | None = None
-    check_date: date | None = None
-    lines: list[LineResult] = []
-    if adjudicated:
-        allowed = M.money(_need(pay, "Allowed amount", "payment"), what="allowed amount")
-        paid = M.money(_need(pay, "Paid amount", "payment"), what="paid amount")
-        liability = M.money(_need(pay, "Patient responsibility", "payment"), what="patient responsibility")
-        _need(pay, "Payment method", "payment")
-        check_number = M.optional(pay.get("Check/EFT number"))
-        raw_date = M.optional(pay.get("Check/EFT date"))
-        if (check_number is None) != (raw_date is None):
-            raise PortalDrift("payment: check number and check date contradict each other")
-        check_date = M.mdy(raw_date, what="check date") if raw_date else None
-        lines = _lines(d, remit)
-        if remit is not None:
-            _remit_matches(remit, q, shown_number, s, billed, paid, liability, check_number, check_date)
-        if (sum((ln.allowed or 0 for ln in lines), start=0) != allowed
-                or sum((ln.paid or 0 for ln in lines), start=0) != paid
-                or sum((a.amount for ln in lines for a in ln.adjustments if a.group == "PR"), start=0)
-                != liability):
-            raise PortalDrift("claim detail: the lines do not add up to the claim's amounts")
-    elif not d.no_payment or any(k in pay for k in ("Allowed amount", "Paid amount", "Patient responsibility")):
-        raise PortalDrift("claim detail: payment information contradicts the claim status")
-    if sum((M.money(_need(p.fields, "Billed", "service line"), what="line billed") for p in d.lines),
-           start=0) != billed or not d.lines:
-        raise PortalDrift("claim detail: the service lines do not add up to the billed amount")
-    return ClaimStatusResult(
-        claim_ref=q.claim_ref,
-        portal_key=portal_key,
-        observed_at=datetime.now(UTC),
-        status_category=category,
-        status_code=code,
-        # the PMS's spelling when the query has the number (proven equal), else the portal's, normalized
-        payer_claim_number=None if shown_number is None else
-        (q.payer_claim_number if q.payer_claim_number else M.claim_number_key(shown_number)),
-        billed=billed,
-        allowed=allowed,
-        paid=paid,
-        patient_responsibility=liability,
-        check_number=check_number,
-        check_date=check_date,
-        lines=lines,
-        rejection_reason=d.rejection if rejected else None,
-        raw_label=d.badge,
-        raw=_raw(d, remit, by_number=bool(q.payer_claim_number)),
-        shown_member_id=s["Member ID"],
-        shown_dos_from=M.mdy(_need(s, "Service from", "claim detail"), what="service from"),
-        shown_dos_to=M.mdy(_need(s, "Service to", "claim detail"), what="service to"),
-        shown_claim_number=shown_number,
-        shown_billed=billed,
-    )
-
-
-def _lines(d: ClaimDetail, remit: Remit | None) -> list[LineResult]:
-    """Adjudicated lines: amounts from the detail; adjustments and remarks from the detail's bare codes,
-    or from the remittance viewer for payers that print them only there."""
-    remit_rows: dict[str, list[dict[str, str]]] = {}
-    if remit is not None:
-        for r in remit.adjustments:
-            remit_rows.setdefault(r["Line"], []).append(r)
-    described = {(c["Type"], c["Code"]): c["Description"] for c in d.codes or []}
-    out = []
-    for panel in d.lines:
-        m = _LINE_NO.match(panel.title)
-        if not m:
-            raise PortalDrift("service lines: unreadable line number")
-        f = panel.fields
-        cpt = _need(f, "Procedure", "service line")
-        adjustments: list[LineAdjustment] = []
-        rarcs: list[str] = []
-        if d.codes is not None:
-            if panel.adjustments is None or panel.remarks is None:
-                raise PortalDrift("service lines: adjustments not shown for an adjudicated line")
-            for a in panel.adjustments:
-                group, carc = M.group(a["Group"]), M.carc_code(a["Reason code"])
-                if ("Reason", carc) not in described:
-                    raise PortalDrift("claim detail: a reason code missing from the code descriptions")
-                adjustments.append(LineAdjustment(group=group, carc=carc, amount=M.money(a["Amount"], what="adjustment"),
-                                                  raw=f"{group}-{carc}: {described[('Reason', carc)]}"))
-            rarcs = M.rarc_codes(panel.remarks)
-            if any(("Remark", r) not in described for r in rarcs):
-                raise PortalDrift("claim detail: a remark code missing from the code descriptions")
-        else:
-            if remit is None or panel.adjustments is not None:
-                raise PortalDrift("service lines: reasons neither on the detail nor in the remittance")
-            for r in remit_rows.pop(m.group(1), []):
-                if r["Procedure"] != cpt:
-                    raise PortalDrift("remittance viewer: adjustment procedure differs from the line's")
-                group, carc = M.group(r["Group"]), M.carc_code(r["CARC"])
-                adjustments.append(LineAdjustment(group=group, carc=carc, amount=M.money(r["Amount"], what="adjustment"),
-                                                  raw=f"{group}-{r['Description']}"))
-                rarcs += [x for x in M.rarc_codes(r["RARC"]) if x not in rarcs]
-        out.append(LineResult(
-            line_no=int(m.group(1)),
-            cpt=cpt,
-            modifiers=_need(f, "Modifiers", "service line").split(),
-            billed=M.money(_need(f, "Billed", "service line"), what="line billed"),
-            allowed=M.money(_need(f, "Allowed", "service line"), what="line allowed"),
-            paid=M.money(_need(f, "Paid", "service line"), what="line paid"),
-            adjustments=adjustments,
-            rarcs=rarcs,
-        ))
-    if remit_rows:
-        raise PortalDrift("remittance viewer: adjustments for a line the detail does not show")
-    return out
-
-
-def _remit_matches(remit: Remit, q: ClaimQuery, number: str | None, s: dict[str, str], billed, paid,
-                   liability, check_number: str | None, check_date: date | None) -> None:
-    """The remittance shown is this claim's: claim number, patient account and amounts agree."""
-    r = remit.remit
-    if M.claim_number_key(r["Claim number"]) != M.claim_number_key(number) \
-            or r["Patient account"] != _need(s, "Patient account number", "claim detail"):
-        raise ClaimMismatch(f"claim {q.claim_ref}: the remittance shown is another claim's")
-    if (M.money(r["Billed"], what="remit billed") != billed or M.money(r["Paid"], what="remit paid") != paid
-            or M.money(r["Patient responsibility"], what="remit patient responsibility") != liability):
-        raise PortalDrift("remittance viewer: amounts differ from the claim detail")
-    remit_date = M.optional(r["Payment date"])
-    if M.optional(r["Check/EFT number"]) != check_number or \
-            (M.mdy(remit_date, what="remit payment date") if remit_date else None) != check_date:
-        raise PortalDrift("remittance viewer: payment differs from the claim detail")
-
-
-def _raw(d: ClaimDetail, remit: Remit | None, *, by_number: bool) -> dict[str, Any]:
-    """What the page showed, minus the member's id and name (shown_member_id carries the id)."""
-    return {
-        "search": "claim_number" if by_number else "member",
-        "status_label": d.badge,
-        "summary": {k: v for k, v in d.summary.items() if k not in ("Member ID", "Patient")},
-        "rejection_reason": d.rejection,
-        "payment": d.payment,
-        "lines": [{"title": p.title, **p.fields, "adjustments": p.adjustments, "remarks": p.remarks}
-                  for p in d.lines],
-        "codes": d.codes,
-        "remittance": {"remit": remit.remit, "adjustments": remit.adjustments} if remit else None,
-    }

@@ -10,8 +10,7 @@ codes, so no text -> CARC table is needed: a code the product's code list does n
 from __future__ import annotations
 
 import re
-from datetime import date, datetime
-from decimal import Decimal
+from datetime import date
 
 from core.codes import carc, group_codes, rarc, status_codes
 from core.errors import (
@@ -24,6 +23,7 @@ from core.errors import (
     PortalError,
     PortalUnavailable,
 )
+from portals.formats import mdy
 
 # Status badge (results table and detail) -> X12 277 claim status category.
 STATUS_LABELS: dict[str, str] = {
@@ -163,25 +163,6 @@ def rarc_codes(text: str) -> list[str]:
 
 
 # ---------------------------------------------------------------------- formats
-_MONEY = re.compile(r"^(-)?\$([0-9]{1,3}(?:,[0-9]{3})*|[0-9]+)\.([0-9]{2})$")
-
-
-def money(text: str, *, what: str) -> Decimal:
-    """'$1,234.56' -> Decimal('1234.56'); anything else -> PortalDrift."""
-    m = _MONEY.match(text.strip())
-    if not m:
-        raise PortalDrift(f"unreadable amount in {what}")
-    value = Decimal(f"{m.group(2).replace(',', '')}.{m.group(3)}")
-    return -value if m.group(1) else value
-
-
-def mdy(text: str, *, what: str) -> date:
-    try:
-        return datetime.strptime(text.strip(), "%m/%d/%Y").date()
-    except ValueError:
-        raise PortalDrift(f"unreadable date in {what}") from None
-
-
 def service_dates(text: str) -> tuple[date, date]:
     """'07/09/2026' or '07/09/2026 - 07/11/2026' -> (from, to)."""
     parts = [p.strip() for p in text.split(" - ")]
@@ -191,21 +172,6 @@ def service_dates(text: str) -> tuple[date, date]:
     if len(parts) == 2:
         return mdy(parts[0], what="service dates"), mdy(parts[1], what="service dates")
     raise PortalDrift("unreadable service dates")
-
-
-def fmt_mdy(d: date) -> str:
-    return d.strftime("%m/%d/%Y")
-
-
-def optional(text: str | None) -> str | None:
-    if text is None:
-        return None
-    t = text.strip()
-    return None if t in ("", "-") else t
-
-
-def norm_id(value: str) -> str:
-    return "".join(value.split()).upper()
 
 
 # A label some screens print before the number ("ICN: ", "Claim #"), then separators a screen adds.

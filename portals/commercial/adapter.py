@@ -35,23 +35,15 @@ agent's token bucket holds counted requests.
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Awaitable, Callable
-from datetime import UTC, date, datetime
-from decimal import Decimal
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, TypeVar
 
-import pyotp
-from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import Page
-from playwright.async_api import TimeoutError as PlaywrightTimeout
 
-from core.claims import ClaimQuery, ClaimStatusResult, LineAdjustment, LineResult
+from core.claims import ClaimQuery, ClaimStatusResult, id_key
 from core.credentials import Credentials
 from core.errors import (
     AmbiguousClaim,
     ChallengePresented,
-    ClaimError,
     ClaimMismatch,
     ClaimNotFound,
     Maintenance,
@@ -63,8 +55,8 @@ from core.errors import (
 )
 from portals.base import Capability, RequestPattern, register
 from portals.commercial import mapping as M
+from portals.commercial import results
 from portals.commercial.pages import (
-    ApiReply,
     ClaimStatus,
     DetailFeed,
     DetailNotShown,
@@ -72,8 +64,10 @@ from portals.commercial.pages import (
     ShellNotServed,
     SignIn,
 )
+from portals.commercial.results import ApiReply
+from portals.edge import at_the_edge
+from portals.formats import fmt_mdy
 
-P = ParamSpec("P")
 R = TypeVar("R")
 
 MAX_SIGN_IN_STEPS = 8
@@ -86,81 +80,6 @@ _QUERY = r"(?:\?[^#]*)?$"
 
 def _page_state(session: Any) -> dict:
     return session.page_state()
-
-
-def at_the_edge(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
-    """Translate browser/network failures into the contract's errors, in one place."""
-
-    @functools.wraps(fn)
-    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        session = args[1]
-        try:
-            return await fn(*args, **kwargs)
-        except ClaimError:
-            raise  # the screen is still usable: a not-found modal is closed, a mismatch only read
-        except PortalError:
-            _page_state(session)[_RELOAD] = True
-            raise
-        except PlaywrightTimeout as e:
-            _page_state(session)[_RELOAD] = True
-            raise PortalUnavailable(f"{fn.__name__}: the portal did not answer in time") from e
-        except PlaywrightError as e:
-            _page_state(session)[_RELOAD] = True
-            raise PortalUnavailable(f"{fn.__name__}: browser or network error") from e
-
-    return wrapper
-
-
-def _check_answer(reply: ApiReply, step: str) -> None:
-    """The answers any signed-in request can get instead of data."""
-    error = reply.field("error")
-    if reply.status == 401 and error in ("session_expired", "not_authenticated"):
-        raise SessionExpired(f"{step}: the portal session has ended")
-    # The app leaves for the challenge page at once, so the 429's body is often gone before it is read.
-    if reply.field("challenge") or (reply.status == 429 and reply.data is None):
-        raise ChallengePresented(f"{step}: the portal shows its unusual-activity challenge")
-    if reply.status == 429:
-        raise PortalUnavailable(f"{step}: the portal asks to slow down")
-    if reply.status == 503 and error == "maintenance":
-        raise Maintenance(f"{step}: the portal is in maintenance")
-    if reply.status >= 500:
-        raise PortalUnavailable(f"{step}: the portal answered HTTP {reply.status}")
-    if reply.data is None:
-        raise PortalUnavailable(f"{step}: the portal's answer was cut short")
-    if not isinstance(reply.data, dict):
-        raise PortalDrift(f"{step}: unexpected answer shape")
-
-
-def _need_field(obj: Any, name: str, where: str) -> Any:
-    """A field the portal must have served (present, possibly null); a missing one is drift."""
-    if not isinstance(obj, dict) or name not in obj:
-        raise PortalDrift(f"{where}: field '{name}' missing")
-    return obj[name]
-
-
-def _text(obj: Any, name: str, where: str) -> str:
-    value = _need_field(obj, name, where)
-    if not isinstance(value, str):
-        raise PortalDrift(f"{where}: field '{name}' is not text")
-    return value.strip()
-
-
-def _list(obj: Any, name: str, where: str) -> list:
-    value = _need_field(obj, name, where)
-    if not isinstance(value, list):
-        raise PortalDrift(f"{where}: field '{name}' is not a list")
-    return value
-
-
-def _totp_now(secret: str) -> str:
-    try:
-        return pyotp.TOTP(secret).now()
-    except (ValueError, TypeError) as e:  # binascii.Error is a ValueError
-        raise NeedsAttention("the authenticator secret on file is not valid") from e
-
-
-def _norm_id(value: str) -> str:
-    return "".join(value.split()).upper()
 
 
 @register
@@ -195,7 +114,7 @@ class CommercialAdapter:
     claim_number_key = staticmethod(M.normalize_claim_number)  # the runner's proof check uses it too
 
     # ------------------------------------------------------------------ sign in
-    @at_the_edge
+    @at_the_edge(_RELOAD)
     async def login(self, session: Any, creds: Credentials) -> None:
         """Sign in: username, password, authenticator-app code (remembering the device), skippable prompts."""
         page = await session.page()
@@ -218,10 +137,11 @@ class CommercialAdapter:
                 view = self._sign_in_view(await signin.enter_password(creds.password), stage,
                                           M.LOGIN_REFUSALS)
             elif stage in ("mfa_method", "mfa_code"):
-                if not creds.totp_secret:
+                totp = creds.authenticator()
+                if totp is None:
                     raise NeedsAttention("the portal asks for a verification code and no authenticator "
                                          "secret is on file")
-                code = _totp_now(creds.totp_secret)
+                code = totp.now()
                 self._sign_in_view(await signin.choose_authenticator_app(), "mfa method")
                 view = self._sign_in_view(await signin.enter_code(code, remember=True), stage, M.MFA_REFUSALS)
             elif stage == "password_prompt":
@@ -239,7 +159,7 @@ class CommercialAdapter:
     @staticmethod
     def _sign_in_view(reply: ApiReply, step: str,
                       refusals: dict[str, tuple[type[PortalError], str]] | None = None) -> dict:
-        _check_answer(reply, f"sign-in {step}")
+        results.check_answer(reply, f"sign-in {step}")
         if reply.status == 200:
             return reply.data
         if reply.status == 401 and refusals:
@@ -257,7 +177,7 @@ class CommercialAdapter:
         except ShellNotServed as e:
             await self._not_served(page, e)
             raise  # _not_served always raises; keeps type checkers honest
-        _check_answer(reply, "session check")
+        results.check_answer(reply, "session check")
         if reply.status != 200:
             raise PortalDrift(f"session check: unexpected answer (HTTP {reply.status})")
         return reply.data
@@ -296,7 +216,7 @@ class CommercialAdapter:
         return claims
 
     # ------------------------------------------------------------------ verify
-    @at_the_edge
+    @at_the_edge(_RELOAD)
     async def verify(self, session: Any) -> bool:
         """True when this (restored) context is signed in: the app's own session check says so."""
         page = await session.page()
@@ -307,7 +227,7 @@ class CommercialAdapter:
         return True
 
     # ------------------------------------------------------------------ claim status
-    @at_the_edge
+    @at_the_edge(_RELOAD)
     async def claim_status(self, session: Any, q: ClaimQuery) -> ClaimStatusResult:
         """Search, choose the one claim that is provably the query's, read its detail cards; the tab is left
         showing that claim's detail (the evidence page)."""
@@ -325,10 +245,10 @@ class CommercialAdapter:
             raise ClaimNotFound(f"{q.claim_ref}: no claim number and no patient date of birth; the portal "
                                 "searches by member ID and date of birth only")
         else:
-            reply = await claims.search_by_member(q.member_id, M.mdy(q.patient_dob), M.mdy(q.dos_from),
-                                                  M.mdy(q.dos_to))
+            reply = await claims.search_by_member(q.member_id, fmt_mdy(q.patient_dob), fmt_mdy(q.dos_from),
+                                                  fmt_mdy(q.dos_to))
         rows = await self._search_rows(page, reply, q)
-        chosen = self._candidates(rows, q, number)
+        chosen = results.candidates(rows, q, number)
         opened_by_portal = len(rows) == 1  # one result opens its detail on its own
         matches: list[tuple[str, dict]] = []
         shown_key = None
@@ -337,8 +257,8 @@ class CommercialAdapter:
             if not opened_by_portal:
                 await claims.open_result(key, after_search=i == 0)
             shown_key = key
-            overview = self._card(await feed.card(key, "overview"), "overview")
-            if _norm_id(_text(overview, "billingProviderNpi", "overview")) == _norm_id(q.billing_npi):
+            overview = results.card(await feed.card(key, "overview"), "overview")
+            if id_key(results.text(overview, "billingProviderNpi", "overview")) == id_key(q.billing_npi):
                 matches.append((key, overview))
         if not matches:
             raise ClaimMismatch(f"{q.claim_ref}: the claim shown has another billing NPI")
@@ -347,11 +267,11 @@ class CommercialAdapter:
         key, overview = matches[0]
         if key != shown_key:  # a later candidate is on screen: show the claim read again (evidence)
             await claims.open_result(key, after_search=False)
-        payments = self._card(await feed.card(key, "payments"), "payments")
-        lines = self._card(await feed.card(key, "lines"), "service lines")
-        result = self._result(q, number, overview, payments, lines)
+        payments = results.card(await feed.card(key, "payments"), "payments")
+        lines = results.card(await feed.card(key, "lines"), "service lines")
+        result = results.result(self.key, q, number, overview, payments, lines)
         try:
-            shown = await claims.shown_overview(key, self._printed(overview))
+            shown = await claims.shown_overview(key, results.printed(overview))
         except DetailNotShown:
             if opened_by_portal:
                 raise
@@ -359,40 +279,11 @@ class CommercialAdapter:
             # listed several claims, also when it was empty before: a claim opened meanwhile is wiped. Open it
             # again, once (its cards are read again: same claim, same key).
             await claims.open_result(key, after_search=False)
-            shown = await claims.shown_overview(key, self._printed(overview))
-        return self._prove(q, number, result, shown)
-
-    @staticmethod
-    def _printed(ov: dict) -> dict[str, str]:
-        """The overview facts the rendered card must show for the JSON it was served (label -> text)."""
-        where = "claim overview"
-        return {"Claim number": _text(ov, "claimNumber", where) or "\u2014",
-                "Member ID": _text(ov, "memberId", where),
-                "First date of service": _text(ov, "firstServiceDate", where),
-                "Last date of service": _text(ov, "lastServiceDate", where),
-                "Billed amount": _text(ov, "billed", where)}
-
-    @staticmethod
-    def _prove(q: ClaimQuery, number: str, r: ClaimStatusResult, shown: dict[str, str]) -> ClaimStatusResult:
-        """Fill the proof fields from the rendered overview card and check them against the query."""
-        printed = shown["Claim number"]
-        shown_number = M.normalize_claim_number(printed)
-        member = shown["Member ID"]
-        first, last = M.us_date(shown["First date of service"]), M.us_date(shown["Last date of service"])
-        billed = M.money(shown["Billed amount"])
-        if number and shown_number != number:
-            raise ClaimMismatch(f"{q.claim_ref}: the page shows another claim number")
-        if shown_number != (r.payer_claim_number or ""):
-            raise ClaimMismatch(f"{q.claim_ref}: the page shows another claim than the one read")
-        if _norm_id(member) != _norm_id(q.member_id) or (first, last) != (q.dos_from, q.dos_to) \
-                or billed != q.billed:
-            raise ClaimMismatch(f"{q.claim_ref}: the page shows another claim")
-        return r.model_copy(update={"shown_member_id": member, "shown_dos_from": first, "shown_dos_to": last,
-                                    "shown_claim_number": printed if shown_number else None,
-                                    "shown_billed": billed})
+            shown = await claims.shown_overview(key, results.printed(overview))
+        return results.prove(q, number, result, shown)
 
     async def _search_rows(self, page: Page, reply: ApiReply, q: ClaimQuery) -> list[dict]:
-        _check_answer(reply, "claim search")
+        results.check_answer(reply, "claim search")
         if reply.status == 400:
             raise PortalDrift("claim search: the portal refused the search form")
         if reply.status != 200:
@@ -408,182 +299,5 @@ class CommercialAdapter:
         for row in rows:
             for name in ("key", "claimNumber", "memberId", "firstServiceDate", "lastServiceDate", "billed",
                          "statusLabel"):
-                _need_field(row, name, "claim search result")
+                results.need_field(row, name, "claim search result")
         return rows
-
-    @staticmethod
-    def _candidates(rows: list[dict], q: ClaimQuery, number: str) -> list[dict]:
-        """The results that are the query's claim by what the results table shows (NPI comes later):
-        the same claim number (normalized), member, dates of service (exactly) and billed amount."""
-        where = "claim search result"
-        if number:
-            rows = [r for r in rows if M.normalize_claim_number(_text(r, "claimNumber", where)) == number]
-            if not rows:
-                raise ClaimMismatch(f"{q.claim_ref}: the portal listed another claim number")
-        member = _norm_id(q.member_id)
-        if any(_norm_id(_text(r, "memberId", where)) != member for r in rows):
-            raise ClaimMismatch(f"{q.claim_ref}: the portal listed a claim of another member")
-        same = [r for r in rows
-                if (M.us_date(r["firstServiceDate"]), M.us_date(r["lastServiceDate"])) == (q.dos_from, q.dos_to)
-                and M.money(r["billed"]) == q.billed]
-        if not same:
-            raise ClaimMismatch(f"{q.claim_ref}: no listed claim has these dates of service and billed amount")
-        return same
-
-    @staticmethod
-    def _card(reply: ApiReply, card: str) -> dict:
-        _check_answer(reply, f"claim {card}")
-        if reply.status == 404:
-            raise ClaimNotFound(f"the portal could not retrieve the claim's {card}")
-        if reply.status != 200:
-            raise PortalDrift(f"claim {card}: unexpected answer (HTTP {reply.status})")
-        return reply.data
-
-    # ------------------------------------------------------------------ reading the detail
-    def _result(self, q: ClaimQuery, queried: str, ov: dict, pay: dict, ln: dict) -> ClaimStatusResult:
-        where = "claim overview"
-        number = _text(ov, "claimNumber", where)
-        member = _text(ov, "memberId", where)
-        first = M.us_date(_need_field(ov, "firstServiceDate", where))
-        last = M.us_date(_need_field(ov, "lastServiceDate", where))
-        billed = M.money(_need_field(ov, "billed", where))
-        canonical = M.normalize_claim_number(number)
-        # proof: the detail itself echoes the query's claim
-        if queried and canonical != queried:
-            raise ClaimMismatch(f"{q.claim_ref}: the detail shows another claim number")
-        if _norm_id(member) != _norm_id(q.member_id) or (first, last) != (q.dos_from, q.dos_to) \
-                or billed != q.billed:
-            raise ClaimMismatch(f"{q.claim_ref}: the detail shows another claim")
-
-        label = _text(ov, "statusLabel", where)
-        adjudication_status = _text(ov, "adjudicationStatus", where)
-        category, code = M.status_for_label(label, adjudication_status)
-        allowed = M.money_or_none(_need_field(ov, "allowed", where))
-        paid = M.money_or_none(_need_field(ov, "paid", where))
-        patient_resp = M.money_or_none(_need_field(ov, "patientResponsibility", where))
-        returned = _need_field(ov, "returnedReason", where)
-        adjudicated = category.startswith("F")
-        shown = [a is not None for a in (allowed, paid, patient_resp)]
-        if (adjudicated and not all(shown)) or (not adjudicated and any(shown)):
-            raise PortalDrift("claim overview: amounts disagree with the claim status")
-
-        rejection_reason = None
-        if category in M.REJECTION_CATEGORIES:
-            rejection_reason = _text(ov, "returnedReason", where)
-            code = M.returned_reason_code(rejection_reason)
-            if number:
-                raise PortalDrift("claim overview: a returned claim with a claim number")
-        elif not number or returned is not None:
-            raise PortalDrift("claim overview: claim number or returned reason disagrees with the status")
-
-        check_number, check_date, raw_payments = self._payment(pay, paid)
-        lines, raw_lines, denial_carcs = self._lines(ln, billed, allowed, paid, patient_resp)
-        if category == "F2":
-            M.require_denial_reason(denial_carcs)  # and no code: the page shows none
-        elif code is None:
-            raise PortalDrift("claim status code could not be derived")
-
-        raw = {
-            "status_label": label,
-            "adjudication_status": adjudication_status,
-            "status_date": _need_field(ov, "statusDate", where),
-            "received_date": _need_field(ov, "receivedDate", where),
-            "claim_number": number,
-            "patient_account_number": _need_field(ov, "patientAccountNumber", where),
-            "billing_provider_npi": _need_field(ov, "billingProviderNpi", where),
-            "first_service_date": ov["firstServiceDate"],
-            "last_service_date": ov["lastServiceDate"],
-            "billed": ov["billed"], "allowed": ov["allowed"], "paid": ov["paid"],
-            "patient_responsibility": ov["patientResponsibility"],
-            "returned_reason": returned,
-            "payments": raw_payments,
-            "lines": raw_lines,
-        }
-        return ClaimStatusResult(
-            claim_ref=q.claim_ref, portal_key=self.key, observed_at=datetime.now(UTC),
-            status_category=category, status_code=code, payer_claim_number=canonical or None,
-            billed=billed, allowed=allowed, paid=paid, patient_responsibility=patient_resp,
-            check_number=check_number, check_date=check_date,
-            lines=lines if adjudicated else [], rejection_reason=rejection_reason,
-            raw_label=label, raw=raw,
-        )
-
-    @staticmethod
-    def _payment(pay: dict, paid: Decimal | None) -> tuple[str | None, date | None, list[dict]]:
-        rows = _list(pay, "payments", "payments card")
-        raw = []
-        for p in rows:
-            raw.append({k: _need_field(p, k, "payments card") for k in ("issueDate", "paymentNumber", "method",
-                                                                         "amount")})
-        if not rows:
-            return None, None, raw
-        if len(rows) > 1:
-            raise PortalDrift("payments card: more than one payment for the claim")
-        p = rows[0]
-        if p["method"] not in M.PAYMENT_METHODS:
-            raise PortalDrift("payments card: unknown payment method")
-        if paid is None or M.money(p["amount"]) != paid:
-            raise PortalDrift("payments card: payment amount disagrees with the paid amount")
-        number = _text(p, "paymentNumber", "payments card")
-        if not number:
-            raise PortalDrift("payments card: payment number missing")
-        return number, M.us_date(p["issueDate"]), raw
-
-    @staticmethod
-    def _lines(ln: dict, billed: Decimal, allowed: Decimal | None, paid: Decimal | None,
-               patient_resp: Decimal | None) -> tuple[list[LineResult], list[dict], set[str]]:
-        where = "service lines card"
-        rows = _list(ln, "lines", where)
-        if not rows:
-            raise PortalDrift(f"{where}: no service lines")
-        lines: list[LineResult] = []
-        raw_lines: list[dict] = []
-        denial_carcs: set[str] = set()
-        for r in rows:
-            status = _text(r, "lineStatus", where)
-            if status not in M.LINE_STATUS:
-                raise PortalDrift(f"{where}: unknown line status")
-            processed, denied = M.LINE_STATUS[status]
-            mods = _need_field(r, "modifiers", where)
-            number = _need_field(r, "lineNumber", where)
-            if not isinstance(mods, list) or not all(isinstance(m, str) for m in mods) or not isinstance(number, int):
-                raise PortalDrift(f"{where}: unexpected line shape")
-            adjustments, rarcs = [], []
-            raw_adj = []
-            for a in _list(r, "adjustments", where):
-                group_text, reason = _text(a, "group", where), _text(a, "reason", where)
-                amount = M.money(_need_field(a, "amount", where))
-                carc = M.code_for_text("carc", reason)
-                adjustments.append(LineAdjustment(group=M.group_for_text(group_text), carc=carc, amount=amount,
-                                                  raw=f"{group_text}: {reason}"))
-                raw_adj.append({"type": group_text, "reason": reason, "amount": a["amount"]})
-                if denied:
-                    denial_carcs.add(carc)
-            remarks = _list(r, "remarks", where)
-            for text in remarks:
-                rarcs.append(M.code_for_text("rarc", text if isinstance(text, str) else ""))
-            line = LineResult(
-                line_no=number, cpt=_text(r, "procedureCode", where), modifiers=mods,
-                billed=M.money(_need_field(r, "billed", where)),
-                allowed=M.money_or_none(_need_field(r, "allowed", where)),
-                paid=M.money_or_none(_need_field(r, "paid", where)),
-                adjustments=adjustments, rarcs=rarcs)
-            if processed != (line.allowed is not None and line.paid is not None):
-                raise PortalDrift(f"{where}: line amounts disagree with the line status")
-            if processed and line.paid + sum(a.amount for a in adjustments) != line.billed:
-                raise PortalDrift(f"{where}: a line's adjustments do not balance")
-            lines.append(line)
-            raw_lines.append({"line_no": number, "procedure_code": line.cpt, "modifiers": mods,
-                              "units": r.get("units"), "billed": r["billed"], "allowed": r["allowed"],
-                              "paid": r["paid"], "line_status": status, "adjustments": raw_adj,
-                              "remarks": remarks})
-        if sum(x.billed for x in lines) != billed:
-            raise PortalDrift(f"{where}: line charges do not add up to the claim")
-        if allowed is not None:
-            if not all(x.allowed is not None for x in lines) \
-                    or sum(x.allowed for x in lines) != allowed or sum(x.paid for x in lines) != paid \
-                    or sum(a.amount for x in lines for a in x.adjustments if a.group == "PR") != patient_resp:
-                raise PortalDrift(f"{where}: line amounts do not add up to the claim")
-        elif any(x.allowed is not None for x in lines):
-            raise PortalDrift(f"{where}: adjudicated lines on a claim without adjudication")
-        return lines, raw_lines, denial_carcs

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import csv
 import re
-from datetime import date, datetime
-from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 
@@ -172,37 +170,6 @@ def normalize_claim_number(text: str | None) -> str:
     if not _CLAIM_NUMBER.match(s):
         raise PortalDrift("claim number in an unknown format")
     return s
-
-
-# ---------------------------------------------------------------- formats
-_MONEY = re.compile(r"^(-?)\$(\d{1,3}(?:,\d{3})*)\.(\d{2})$")
-
-
-def money(text: object) -> Decimal:
-    m = _MONEY.match(str(text).strip()) if isinstance(text, str) else None
-    if not m:
-        raise PortalDrift("amount not in the portal's money format")
-    sign, whole, cents = m.groups()
-    return Decimal(f"{sign}{whole.replace(',', '')}.{cents}")
-
-
-def money_or_none(text: object) -> Decimal | None:
-    return None if text is None else money(text)
-
-
-def us_date(text: object) -> date:
-    try:
-        return datetime.strptime(str(text).strip(), "%m/%d/%Y").date() if isinstance(text, str) else _bad_date()
-    except ValueError:
-        return _bad_date()
-
-
-def _bad_date() -> date:
-    raise PortalDrift("date not in the portal's MM/DD/YYYY format")
-
-
-def mdy(d: date) -> str:
-    return d.strftime("%m/%d/%Y")
 
 
 # ---------------------------------------------------------------- sign-in answers

@@ -13,14 +13,13 @@ import base64
 import json
 import re
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Any
 from urllib.parse import urlsplit
 
 from playwright.async_api import Locator, Page, Request, Response
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 
 from core.errors import ChallengePresented, ClaimMismatch, PortalDrift, PortalUnavailable
+from portals.commercial.results import ApiReply
 from portals.fields import enter
 
 # An element the flow needs must show up this soon once the portal has answered (else the page changed).
@@ -29,17 +28,6 @@ ELEMENT_MS = 8_000
 ANSWER_MS = 20_000
 # Once the shell's HTML is in, its scripts start the app at once.
 APP_START_S = 3.0
-
-
-@dataclass(frozen=True)
-class ApiReply:
-    """One JSON answer of the portal: HTTP status and body (None when the body was not JSON)."""
-
-    status: int
-    data: Any
-
-    def field(self, name: str) -> Any:
-        return self.data.get(name) if isinstance(self.data, dict) else None
 
 
 async def reply_of(resp: Response) -> ApiReply:

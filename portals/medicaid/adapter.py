@@ -40,15 +40,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from playwright.async_api import Error as PlaywrightError
-from playwright.async_api import TimeoutError as PlaywrightTimeoutError
-
-from core.claims import ClaimQuery, ClaimStatusResult, LineAdjustment, LineResult
+from core.claims import ClaimQuery, ClaimStatusResult, LineAdjustment, LineResult, id_key
 from core.clock import portal_clock
 from core.credentials import Credentials
 from core.errors import (
@@ -57,13 +52,15 @@ from core.errors import (
     ClaimNotFound,
     NeedsAttention,
     PortalDrift,
-    PortalError,
     PortalUnavailable,
     SessionExpired,
 )
 from portals.base import Capability, RequestPattern, register
+from portals.dom import GridRow
+from portals.edge import portal_errors
+from portals.formats import mdy, money
 from portals.medicaid import mapping
-from portals.medicaid.mapping import EobEntry, mdy, mdy_or_na, money, money_or_na, optional_text
+from portals.medicaid.mapping import EobEntry, mdy_or_na, money_or_na, optional_text
 from portals.medicaid.pages import (
     HOME,
     LOGIN,
@@ -72,7 +69,6 @@ from portals.medicaid.pages import (
     ClaimDetail,
     ClaimDetailPage,
     CrosswalkPage,
-    GridRow,
     InquiryPage,
     LoginPage,
     ResponsePage,
@@ -90,19 +86,6 @@ MAX_LOGIN_STEPS = 4  # terms of use, password warning, home
 MAX_RESULT_PAGES = 20  # 10 claims a page; more than 200 hits for one recipient + DOS is not a lookup
 MAX_CROSSWALK_PAGES = 20
 MAX_DETAIL_PROBES = 5  # candidates opened to compare the billing NPI before calling it ambiguous
-
-
-@asynccontextmanager
-async def portal_errors(what: str) -> AsyncIterator[None]:
-    """The one place Playwright errors become the contract's errors (messages without PHI)."""
-    try:
-        yield
-    except PortalError:
-        raise
-    except PlaywrightTimeoutError as e:
-        raise PortalUnavailable(f"{what}: the portal did not answer in time") from e
-    except PlaywrightError as e:
-        raise PortalUnavailable(f"{what}: browser or network error") from e
 
 
 @register
@@ -362,7 +345,7 @@ def _row_matches(r: GridRow, q: ClaimQuery, *, by_icn: bool) -> bool:
     c = r.cells
     if by_icn and mapping.normalize_claim_number(c["ICN"]) != mapping.normalize_claim_number(q.payer_claim_number):
         return False
-    return (c["Recipient ID"] == q.member_id
+    return (id_key(c["Recipient ID"]) == id_key(q.member_id)
             and mdy(c["From DOS"], what="DOS") == q.dos_from and mdy(c["To DOS"], what="DOS") == q.dos_to
             and money(c["Billed"], what="billed amount") == q.billed)
 
@@ -382,7 +365,7 @@ def _detail_matches(d: ClaimDetail, q: ClaimQuery) -> bool:
     if q.payer_claim_number and \
             mapping.normalize_claim_number(h["ICN:"]) != mapping.normalize_claim_number(q.payer_claim_number):
         return False
-    return (h["Recipient ID:"].strip() == q.member_id
+    return (id_key(h["Recipient ID:"]) == id_key(q.member_id)
             and mdy(h["DOS From:"], what="DOS from") == q.dos_from
             and mdy(h["DOS To:"], what="DOS to") == q.dos_to
             and money(h["Billed Amount:"], what="billed amount") == q.billed
@@ -393,7 +376,7 @@ def _check_proof(r: ClaimStatusResult, q: ClaimQuery) -> None:
     """The last check before a result leaves the adapter: what the page showed is the claim asked for."""
     same_number = q.payer_claim_number is None or (
         mapping.normalize_claim_number(r.shown_claim_number) == mapping.normalize_claim_number(q.payer_claim_number))
-    if not (same_number and r.shown_member_id == q.member_id and r.shown_dos_from == q.dos_from
+    if not (same_number and id_key(r.shown_member_id or "") == id_key(q.member_id) and r.shown_dos_from == q.dos_from
             and r.shown_dos_to == q.dos_to and r.shown_billed == q.billed):
         raise ClaimMismatch(f"claim {q.claim_ref}: the claim read does not prove the claim asked for")
 

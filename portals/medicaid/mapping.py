@@ -12,10 +12,11 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 from decimal import Decimal
 
 from core.errors import AccountLocked, LoginRejected, NeedsAttention, PortalDrift, PortalError, SessionExpired
+from portals.formats import mdy, money, optional
 
 # Claim status label (as printed on Claim Detail) -> (277 category, 277 status code).
 # F2 has none (the page shows a label and the reasons, no code); A3/A6/A7's follows the edit (REJECTION_EDITS).
@@ -143,29 +144,9 @@ def login_error(message: str) -> PortalError:
     return PortalDrift("login: unknown message on the login page")
 
 
-_MONEY = re.compile(r"^(-)?\$([0-9]{1,3}(?:,[0-9]{3})*|[0-9]+)\.([0-9]{2})$")
-
-
-def money(text: str, *, what: str) -> Decimal:
-    """'$1,234.56' -> Decimal; anything else (including 'N/A') -> PortalDrift."""
-    m = _MONEY.match(text.strip())
-    if not m:
-        raise PortalDrift(f"unreadable amount in {what}")
-    value = Decimal(f"{m.group(2).replace(',', '')}.{m.group(3)}")
-    return -value if m.group(1) else value
-
-
 def money_or_na(text: str, *, what: str) -> Decimal | None:
     """Like money(), but 'N/A' (nothing adjudicated yet) is None."""
     return None if text.strip() == NA else money(text, what=what)
-
-
-def mdy(text: str, *, what: str) -> date:
-    """'MM/DD/YYYY' -> date; anything else -> PortalDrift."""
-    try:
-        return datetime.strptime(text.strip(), "%m/%d/%Y").date()
-    except ValueError:
-        raise PortalDrift(f"unreadable date in {what}") from None
 
 
 def mdy_or_na(text: str, *, what: str) -> date | None:
@@ -174,5 +155,4 @@ def mdy_or_na(text: str, *, what: str) -> date | None:
 
 
 def optional_text(text: str) -> str | None:
-    t = text.strip()
-    return None if t in (NA, "") else t
+    return optional(text, blanks=(NA, ""))

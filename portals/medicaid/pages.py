@@ -14,7 +14,7 @@ column header / row header text, which is also checked.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 from urllib.parse import urlsplit
@@ -30,6 +30,7 @@ from core.errors import (
     PortalUnavailable,
     SessionExpired,
 )
+from portals.dom import GridRow, pairs_js, read_grid, require
 from portals.fields import enter
 
 LOGIN = "/Login.aspx"
@@ -46,30 +47,8 @@ INTERSTITIALS = (TERMS, PASSWORD_WARNING)
 
 CID = "#ctl00_ContentPlaceHolder1_"  # WebForms content placeholder id prefix
 
-# Reads one WebForms GridView in a single round trip: header texts, and per data row its own cells'
-# text (table.rows / row.cells never descend into nested tables), its first link and nested-table rows.
-_GRID_JS = """(table) => {
-  const rows = Array.from(table.rows);
-  const headers = rows.length ? Array.from(rows[0].cells).map(c => c.innerText.trim()) : [];
-  return {headers, rows: rows.slice(1).map(r => {
-    const a = r.querySelector('a[href]');
-    return {cells: Array.from(r.cells).map(c => c.innerText.trim()),
-            href: a ? a.getAttribute('href') : null,
-            nested: Array.from(r.querySelectorAll('table tr')).map(
-              n => Array.from(n.cells).map(c => c.innerText.trim()))};
-  })};
-}"""
-
-# The claim header is a two-column label/value table: read every <th> with the <td> that follows it.
-_PAIRS_JS = """(table) => {
-  const out = {};
-  for (const th of table.querySelectorAll('th')) {
-    const td = th.nextElementSibling;
-    if (td && td.tagName === 'TD') out[th.innerText.trim()] = td.innerText.trim();
-  }
-  return out;
-}"""
-
+# The claim header is a two-column label/value table.
+_PAIRS_JS = pairs_js("th", "td")
 
 # What every navigation checks, in one round trip: the master-page footer (a complete page) and the
 # page titles (security check, validation failure, "not yet available" are message pages).
@@ -92,35 +71,6 @@ _FILL_JS = """([fields]) => {
   }
   return missing;
 }"""
-
-
-@dataclass
-class GridRow:
-    cells: dict[str, str]
-    href: str | None
-    nested: list[list[str]] = field(default_factory=list)
-
-
-async def read_grid(table: Locator, headers: tuple[str, ...], what: str) -> list[GridRow]:
-    """Rows of a GridView as {header: text}; drift when the table or its header row is not as expected."""
-    if await table.count() != 1:
-        raise PortalDrift(f"{what}: table not found")
-    data: dict[str, Any] = await table.evaluate(_GRID_JS)
-    if tuple(data["headers"]) != headers:
-        raise PortalDrift(f"{what}: columns changed")
-    rows = []
-    for r in data["rows"]:
-        if len(r["cells"]) != len(headers):
-            raise PortalDrift(f"{what}: row shape changed")
-        rows.append(GridRow(dict(zip(headers, r["cells"], strict=True)), r["href"], r["nested"]))
-    return rows
-
-
-async def require(loc: Locator, what: str) -> Locator:
-    """The one element `loc` must match on the loaded page, else PortalDrift (no auto-wait: it is loaded)."""
-    if await loc.count() != 1:
-        raise PortalDrift(f"{what} not found on the page")
-    return loc
 
 
 class MmisPage:

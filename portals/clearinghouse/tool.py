@@ -1,13 +1,9 @@
-"""Page objects of Meridian Exchange: locators built once, intent methods, raw strings out.
+"""Meridian Exchange's Claim Status tool, inside the shell's iframe: organization and payer pickers, the
+claim-number and member searches, the results table, and the claim detail modal read card by card.
 
-Every navigation (top page, the iframe, the remittance tab) goes through `landed`, which says what the
-browser landed on (maintenance page, 5xx, login page = session expired, unusual-activity challenge)
-before a page object reads anything. Elements are found by role, label and text; the portal's element
-ids are generated per render, so none is used. Where the markup gives no accessible name (the results
-area, the status badge, the line accordions' panels), a named locator says why. Tables and label/value
-lists are read in one round trip each by small generic readers (header/cell text, dt/dd pairs).
-Elements a page needs are checked with `count()` once the document is loaded: a missing one is
-PortalDrift at once, never a 20-second wait that would look like an outage.
+Where the markup gives no accessible name (the results area, the status badge, the line accordions'
+panels), a named locator says why. Every element a step needs is checked on the loaded document
+(portals/dom.py): a missing one is PortalDrift at once.
 """
 
 from __future__ import annotations
@@ -15,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Awaitable
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode, urljoin, urlsplit
 
@@ -24,33 +19,26 @@ from playwright.async_api import Frame, Locator, Page
 from playwright.async_api import Request as PwRequest
 from playwright.async_api import Response as PwResponse
 
-from core.errors import (
-    ChallengePresented,
-    Maintenance,
-    NeedsAttention,
-    PortalDrift,
-    PortalUnavailable,
-    SessionExpired,
-)
+from core.errors import ChallengePresented, Maintenance, PortalDrift, PortalUnavailable, SessionExpired
 from portals.clearinghouse import mapping
+from portals.clearinghouse.results import ClaimDetail, LinePanel, ResultRow
+from portals.clearinghouse.screens import (
+    APP,
+    CLAIM_STATUS_APP,
+    SEARCH,
+    NotFound,
+    at_the_tool,
+    combo_options,
+    landed,
+    navigate,
+    path_of,
+    redirect_error,
+    redirect_path,
+)
+from portals.dom import GRID_FN, TEXT_JS, each, grid_rows, one, pairs_js, require
 from portals.fields import enter
 
-LOGIN = "/login"
-MFA_PATHS = ("/mfa", "/mfa/method", "/mfa/verify")
-PASSWORD = "/password"
-ANNOUNCEMENTS = "/announcements"
-ORGS = "/orgs"
-APP = "/app"
-CHALLENGE = "/challenge"
-CLAIM_STATUS_APP = "/apps/claim-status"
-SEARCH = "/apps/claim-status/search"
 CARDS = "/apps/claim-status/claims/"
-REMIT = "/remit"
-SIGN_IN_PATHS = (LOGIN, *MFA_PATHS, PASSWORD, ANNOUNCEMENTS)
-# where the portal redirects a request whose session is not (or no longer) fully signed in: also the
-# organization picker, while another tab of the same session is signing in again
-SESSION_STAGE_PATHS = (*SIGN_IN_PATHS, ORGS)
-
 CARD_NAMES = ("summary", "payment", "lines", "codes", "actions")
 CARD_COUNT = len(CARD_NAMES)
 _CARD_URL = re.compile(r"^(?P<head>[^?#]*/apps/claim-status/claims/[^/?#]+/cards/)(?P<name>[^/?#]+)(?P<tail>[?#].*)?$")
@@ -64,33 +52,12 @@ def card_group(url: str) -> list[str]:
     if m is None or m["name"] not in CARD_NAMES:
         return []
     return [f"{m['head']}{name}{m['tail'] or ''}" for name in CARD_NAMES]
+
+
 RESULT_COLUMNS = ("Claim Number", "Patient Account", "Patient", "Service Dates", "Billed", "Status",
                   "Finalized Date")
 ADJ_COLUMNS = ("Group", "Reason code", "Amount")
 CODE_COLUMNS = ("Type", "Code", "Description")
-REMITS_COLUMNS = ("Payer", "Claim number", "Patient account", "Check/EFT number", "Payment date", "Billed",
-                  "Paid", "Patient responsibility")
-REMIT_ADJ_COLUMNS = ("Line", "Procedure", "Group", "CARC", "Amount", "RARC", "Description")
-MAX_VIEW_MORE = 200
-
-Doc = Page | Frame
-
-# A table: header texts (thead) and each body row's cell texts.
-_GRID_JS = """(t) => ({
-  headers: t.tHead ? Array.from(t.tHead.rows[0].cells).map(c => c.innerText.trim()) : [],
-  rows: Array.from(t.tBodies).flatMap(b => Array.from(b.rows)).map(
-    r => Array.from(r.cells).map(c => c.innerText.trim()))
-})"""
-
-# A label/value list: every <dt> with the <dd> that follows it.
-_PAIRS_JS = """(root) => {
-  const out = {};
-  for (const dt of root.querySelectorAll('dt')) {
-    const dd = dt.nextElementSibling;
-    if (dd && dd.tagName === 'DD') out[dt.innerText.trim()] = dd.innerText.trim();
-  }
-  return out;
-}"""
 
 # Accordions: a toggle button and, right after it, its panel. The panel is taken as the button's next
 # sibling, not by the aria-controls id: generated ids can collide, and then getElementById (the portal's
@@ -100,15 +67,13 @@ _TOGGLE_STATE_JS = """(btn) => [btn.innerText.trim(), btn.getAttribute('aria-exp
 
 # A line accordion's panel: the row-header table as fields, the column-header table (adjustments) as a
 # grid, and the "Remark codes:" line. null when the toggle has no panel after it.
-_LINE_PANEL_JS = """(btn) => {
+_LINE_PANEL_JS = "(btn) => {\n  const grid = " + GRID_FN + """;
   const panel = btn.nextElementSibling;
   if (!panel) return null;
   const out = {fields: {}, grids: [], remarks: null};
   for (const t of panel.querySelectorAll('table')) {
     if (t.tHead) {
-      out.grids.push({headers: Array.from(t.tHead.rows[0].cells).map(c => c.innerText.trim()),
-        rows: Array.from(t.tBodies).flatMap(b => Array.from(b.rows)).map(
-          r => Array.from(r.cells).map(c => c.innerText.trim()))});
+      out.grids.push(grid(t));
     } else {
       for (const r of t.rows) {
         const th = r.querySelector('th'), td = r.querySelector('td');
@@ -122,6 +87,9 @@ _LINE_PANEL_JS = """(btn) => {
   }
   return out;
 }"""
+
+# The summary and payment cards: label/value lists.
+_PAIRS_JS = pairs_js("dt", "dd")
 
 
 # The detail modal's cards as they are now (a modal hidden on Close comes back showing the previous
@@ -144,319 +112,6 @@ _CARDS_FRESH_JS = """([count, before]) => {
 # error dialog is up.
 _RESULTS_FRESH_JS = """([results, before]) => (results.firstElementChild !== null
   && results.firstElementChild !== before) || document.querySelector('[role=alertdialog]') !== null"""
-
-
-# ---------------------------------------------------------------------- shared checks
-async def require(loc: Locator, what: str) -> Locator:
-    """The one element `loc` must match on the loaded document, else PortalDrift (no auto-wait)."""
-    if await loc.count() != 1:
-        raise PortalDrift(f"{what} not found on the page")
-    return loc
-
-
-_TEXT_JS = "(e) => e.innerText.trim()"
-
-
-async def each(loc: Locator, js: str) -> list[Any]:
-    """`js` applied to every element `loc` matches now, in one round trip (no auto-wait; [] when none)."""
-    return await loc.evaluate_all(f"els => els.map({js})")
-
-
-async def one(loc: Locator, js: str, what: str) -> Any:
-    """`require` and read in one round trip: `js` of the one element `loc` must match, else PortalDrift."""
-    vals = await each(loc, js)
-    if len(vals) != 1:
-        raise PortalDrift(f"{what} not found on the page")
-    return vals[0]
-
-
-def path_of(doc: Doc) -> str:
-    return urlsplit(doc.url).path
-
-
-async def landed(doc: Doc, resp: PwResponse | None, *, signing_in: bool = False) -> str:
-    """Where a document landed after a navigation, or the error that page means. Returns the path."""
-    status = resp.status if resp is not None else None
-    maintenance, sorry, unusual = await asyncio.gather(  # the three headings asked at once
-        *(doc.get_by_role("heading", name=n).count()
-          for n in ("System maintenance", "We're sorry", "We detected unusual activity")))
-    if maintenance:
-        raise Maintenance("the portal shows its maintenance page")
-    if (status is not None and status >= 500) or sorry:
-        raise PortalUnavailable(f"the portal answered HTTP {status}" if status else "the portal's error page")
-    path = path_of(doc)
-    if path == CHALLENGE or unusual:
-        raise ChallengePresented("the portal shows its unusual-activity challenge")
-    if not signing_in and (path in SIGN_IN_PATHS or status == 401):
-        # the gate sends a lost session (idle, dropped, logged out) back to the login page
-        raise SessionExpired("the portal sent the browser to its login page")
-    if status is not None and status >= 400 and not signing_in:
-        raise PortalDrift(f"the portal answered HTTP {status}")
-    return path
-
-
-async def navigate(doc: Doc, action: Any, *, signing_in: bool = False) -> str:
-    """Run `action` (a click that navigates `doc`), wait for the new document, return where it landed."""
-    async with doc.expect_navigation(wait_until="domcontentloaded") as nav:
-        await action()
-    return await landed(doc, await nav.value, signing_in=signing_in)
-
-
-async def goto(page: Page, url: str, *, signing_in: bool = False) -> str:
-    return await landed(page, await page.goto(url, wait_until="domcontentloaded"), signing_in=signing_in)
-
-
-async def read_grid(table: Locator, columns: tuple[str, ...], what: str) -> list[dict[str, str]]:
-    """Body rows of a table as {header: text}; drift when the columns are not the expected ones."""
-    return grid_rows(await one(table, _GRID_JS, what), columns, what)
-
-
-def grid_rows(data: dict, columns: tuple[str, ...], what: str) -> list[dict[str, str]]:
-    """A table read by _GRID_JS as {header: text} rows; drift when the columns are not the expected ones."""
-    if tuple(data["headers"]) != columns:
-        raise PortalDrift(f"{what}: columns changed")
-    rows = []
-    for cells in data["rows"]:
-        if len(cells) != len(columns):
-            raise PortalDrift(f"{what}: row shape changed")
-        rows.append(dict(zip(columns, cells, strict=True)))
-    return rows
-
-
-# ---------------------------------------------------------------------- sign-in
-class SignInPage:
-    """Login, the cookie banner, 2-step verification (also the step-up page), password prompt,
-    announcements: the pages between the login form and the shell."""
-
-    def __init__(self, page: Page) -> None:
-        self.page = page
-        self.consent = page.get_by_role("dialog", name="Cookie consent")
-        self.essential_cookies = self.consent.get_by_role("button", name="Essential cookies only")
-        self.user_id = page.get_by_label("User ID", exact=True)
-        self.password = page.get_by_label("Password", exact=True)
-        self.log_in = page.get_by_role("button", name="Log in", exact=True)
-        self.alert = page.get_by_role("alert")  # sign-in pages carry one alert: their error
-        self.authenticator_app = page.get_by_label("Authenticator app", exact=True)
-        self.continue_ = page.get_by_role("button", name="Continue", exact=True)
-        self.code = page.get_by_label("Verification code", exact=True)
-        self.remember_device = page.get_by_label("Remember this device", exact=True)
-        self.verify = page.get_by_role("button", name="Verify", exact=True)
-        self.password_expired = page.get_by_role("heading", name="Your password has expired")
-        self.remind_me_later = page.get_by_role("button", name="Remind me later", exact=True)
-        self.announcements = page.get_by_role("heading", name="Announcements and terms of use")
-
-    @property
-    def path(self) -> str:
-        return path_of(self.page)
-
-    async def open(self) -> str:
-        return await goto(self.page, LOGIN, signing_in=True)
-
-    async def accept_essential_cookies(self) -> None:
-        """The consent layer covers the form until a choice is made (set client-side, no request)."""
-        if await self.consent.is_visible():
-            await self.essential_cookies.click()
-            await self.consent.wait_for(state="detached")
-
-    async def sign_in(self, user_id: str, password: str) -> str:
-        await (await require(self.user_id, "login: User ID field")).fill(user_id)
-        await enter(await require(self.password, "login: Password field"), password)
-        button = await require(self.log_in, "login: Log in button")
-        return await navigate(self.page, button.click, signing_in=True)
-
-    async def error_message(self) -> str:
-        return " ".join(t.strip() for t in await self.alert.all_inner_texts())
-
-    async def choose_authenticator_app(self) -> None:
-        """Method picker: always the authenticator app (never SMS, never a backup code)."""
-        await (await require(self.authenticator_app, "2-step verification: Authenticator app")).check()
-        button = await require(self.continue_, "2-step verification: Continue")
-        await navigate(self.page, button.click, signing_in=True)
-        if not await self.code.count():
-            if await self.alert.count():
-                raise PortalDrift("2-step verification: the method picker refused the choice")
-            raise PortalDrift("2-step verification: no code field after choosing the method")
-
-    async def enter_code(self, code: str) -> str:
-        await enter(await require(self.code, "2-step verification: code field"), code)
-        if await self.remember_device.count():
-            await self.remember_device.check()
-        button = await require(self.verify, "2-step verification: Verify")
-        return await navigate(self.page, button.click, signing_in=True)
-
-    async def mfa_refused(self) -> bool:
-        """Still on the code form after Verify: the code (or the account) was refused."""
-        return self.path in MFA_PATHS and await self.alert.count() > 0
-
-    async def skip_password_prompt(self) -> str:
-        if await self.password_expired.count():
-            raise NeedsAttention("password expired: the portal requires a password change")
-        button = await require(self.remind_me_later, "password prompt: Remind me later")
-        return await navigate(self.page, button.click, signing_in=True)
-
-    async def continue_past_announcements(self) -> str:
-        await require(self.announcements, "announcements: heading")
-        button = await require(self.continue_, "announcements: Continue")
-        return await navigate(self.page, button.click, signing_in=True)
-
-
-@dataclass(frozen=True)
-class Org:
-    org_id: str
-    name: str
-    state: str  # state code (option value)
-    state_name: str
-
-
-class OrgPicker:
-    """Select your organization: State then Organization, both type-then-choose comboboxes."""
-
-    def __init__(self, page: Page) -> None:
-        self.page = page
-        self.heading = page.get_by_role("heading", name="Select your organization")
-        self.state = page.get_by_role("combobox", name="State", exact=True)
-        self.states = page.get_by_role("listbox", name="State", exact=True, include_hidden=True)
-        self.org = page.get_by_role("combobox", name="Organization", exact=True)
-        self.orgs = page.get_by_role("listbox", name="Organization", exact=True, include_hidden=True)
-        self.continue_ = page.get_by_role("button", name="Continue", exact=True)
-
-    async def options(self) -> list[Org]:
-        """Every organization this account may work for, with its state (read from the lists'
-        options: their values are the portal's organization ids and state codes)."""
-        await require(self.heading, "organization picker: heading")
-        states = {v: label for v, label, _ in await _options(self.states, "organization picker: states")}
-        orgs = []
-        for value, label, tag in await _options(self.orgs, "organization picker: organizations"):
-            if tag not in states:
-                raise PortalDrift("organization picker: an organization without a listed state")
-            orgs.append(Org(value, label, tag, states[tag]))
-        if not orgs:
-            raise PortalDrift("organization picker: no organizations listed")
-        return orgs
-
-    async def choose(self, org: Org) -> str:
-        await _choose(self.state, self.states, org.state_name, "organization picker: State")
-        await _choose(self.org, self.orgs, org.name, "organization picker: Organization")
-        button = await require(self.continue_, "organization picker: Continue")
-        return await navigate(self.page, button.click, signing_in=True)
-
-
-async def _options(listbox: Locator, what: str) -> list[tuple[str, str, str | None]]:
-    """(value, label, tag) of a combobox's options, shown or not."""
-    await require(listbox, what)
-    return [(o["value"], o["label"], o["tag"]) for o in await listbox.get_by_role(
-        "option", include_hidden=True).evaluate_all(
-        "els => els.map(e => ({value: e.dataset.value || '', label: e.textContent.trim(),"
-        " tag: e.dataset.tag || null}))")]
-
-
-async def _choose(combo: Locator, listbox: Locator, label: str, what: str) -> Locator:
-    """Type the option's label, then choose it (typing alone sets nothing). Returns the option clicked
-    (callers that expect a navigation click it themselves)."""
-    await (await require(combo, what)).fill(label)
-    option = listbox.get_by_role("option", name=label, exact=True)
-    await option.wait_for()
-    await option.click()
-    return option
-
-
-# ---------------------------------------------------------------------- the shell
-class Shell:
-    """The top page: menus, organization switch, and iframe#newBodyFrame where the apps load."""
-
-    def __init__(self, page: Page) -> None:
-        self.page = page
-        self.frame_element = page.locator("iframe#newBodyFrame")  # the portal's fixed app frame id
-        self.log_out = page.get_by_role("button", name="Log out", exact=True)
-        self.claims_menu = page.get_by_role("button", name="Claims & Payments", exact=True)
-        self.claim_status = page.get_by_role("link", name="Claim Status", exact=True)
-        self.close_menu = page.get_by_role("button", name="Close menu")
-        self.change_org = page.get_by_role("link", name="Change organization", exact=True)
-
-    async def is_shown(self) -> bool:
-        return path_of(self.page) == APP and await self.frame_element.count() == 1 \
-            and await self.log_out.count() == 1
-
-    async def open(self) -> None:
-        """Load the shell and wait for the app in its frame (so that no later frame navigation races
-        the frame's first load)."""
-        if await goto(self.page, APP) != APP:
-            raise SessionExpired("the portal did not open its home shell")
-        if not await self.is_shown():
-            raise PortalUnavailable("the portal's home shell came back incomplete")
-        await self.wait_for_app()
-
-    async def wait_for_app(self) -> None:
-        """Wait for the frame's document (an app, or an error page: then say which)."""
-        inner = self.page.frame_locator("iframe#newBodyFrame")
-        await inner.get_by_role("main").or_(inner.get_by_role("heading")).first.wait_for(state="attached")
-        await landed(await self.frame(), None)
-
-    async def frame(self) -> Frame:
-        """The frame inside iframe#newBodyFrame (taken from the element: a frame whose navigation
-        failed has lost its name)."""
-        handle = await (await require(self.frame_element, "shell: application frame")).element_handle()
-        frame = await handle.content_frame()
-        if frame is None:
-            raise PortalUnavailable("shell: the application frame is not loaded")
-        return frame
-
-    async def open_tool(self, org_id: str, payer_id: str) -> Frame:
-        """Load the shell with Claim Status in its frame, set to an organization and payer (the portal's
-        deep link: the shell and the tool, two requests)."""
-        query = urlencode({"appUrl": CLAIM_STATUS_APP, "orgId": org_id, "payerId": payer_id})
-        if await goto(self.page, f"{APP}?{query}") != APP:
-            raise SessionExpired("the portal did not open its home shell")
-        if not await self.is_shown():
-            raise PortalUnavailable("the portal's home shell came back incomplete")
-        await self.wait_for_app()
-        return await self.frame()
-
-    async def open_claim_status(self) -> Frame:
-        """Claims & Payments > Claim Status: loads the tool into the frame."""
-        if not await self.claim_status.is_visible():  # the menu may already be open (and stay open)
-            await (await require(self.claims_menu, "shell: Claims & Payments menu")).click()
-        link = await require(self.claim_status, "shell: Claim Status menu item")
-        frame = await self.frame()
-        at_the_tool(await navigate(frame, link.click), "shell: Claim Status opened another page")
-        if await self.close_menu.is_visible():  # the sticky menu covers the top of the frame
-            await self.close_menu.click()
-        return frame
-
-    async def change_organization(self) -> OrgPicker:
-        link = await require(self.change_org, "shell: Change organization")
-        if await navigate(self.page, link.click) != ORGS:
-            raise PortalDrift("shell: Change organization opened another page")
-        return OrgPicker(self.page)
-
-
-# ---------------------------------------------------------------------- the claim status tool
-@dataclass
-class ResultRow:
-    index: int
-    cells: dict[str, str]
-
-
-@dataclass
-class LinePanel:
-    title: str
-    fields: dict[str, str]
-    adjustments: list[dict[str, str]] | None  # None: this payer prints no adjustments here
-    remarks: str | None
-
-
-@dataclass
-class ClaimDetail:
-    """The detail modal as printed (strings)."""
-
-    badge: str
-    rejection: str | None
-    summary: dict[str, str]
-    payment: dict[str, str]
-    no_payment: bool
-    lines: list[LinePanel]
-    codes: list[dict[str, str]] | None  # None: this payer returns no reason codes with claim status
-    remit_link: bool
 
 
 class ClaimStatusApp:
@@ -502,10 +157,10 @@ class ClaimStatusApp:
 
     # -- pickers
     async def org_options(self) -> dict[str, str]:
-        return {v: label for v, label, _ in await _options(self.orgs, "claim status: organization list")}
+        return {v: label for v, label, _ in await combo_options(self.orgs, "claim status: organization list")}
 
     async def payer_options(self) -> dict[str, str]:
-        return {v: label for v, label, _ in await _options(self.payers, "claim status: payer list")}
+        return {v: label for v, label, _ in await combo_options(self.payers, "claim status: payer list")}
 
     async def org_shown(self) -> str:
         return await (await require(self.org, "claim status: Organization picker")).input_value()
@@ -586,9 +241,9 @@ class ClaimStatusApp:
         dialogs, maintenance, alerts, counts, grids = await asyncio.gather(
             self.error_dialog.count(),
             self.results.get_by_role("heading", name="System maintenance").count(),
-            each(self.results.get_by_role("alert"), _TEXT_JS),
-            each(self.result_count, _TEXT_JS),
-            each(self.result_table, _GRID_JS))
+            each(self.results.get_by_role("alert"), TEXT_JS),
+            each(self.result_count, TEXT_JS),
+            each(self.result_table, GRID_FN))
         if dialogs:
             # the error dialog sits over a still-visible loading overlay: read it, then OK (closes both)
             messages = await self.error_dialog.get_by_role("listitem").all_inner_texts()
@@ -600,7 +255,7 @@ class ClaimStatusApp:
         for a in alerts:
             why = mapping.not_found_reason(a)
             if why:
-                raise _NotFound(why)
+                raise NotFound(why)
         if alerts:  # inline errors (when the portal does not use its error dialog)
             raise mapping.search_error(alerts)
         if resp.status >= 500:
@@ -611,7 +266,7 @@ class ClaimStatusApp:
             raise PortalDrift("claim status: result count not found on the page")
         if len(grids) != 1:
             raise PortalDrift("claim status: results table not found on the page")
-        rows = grid_rows(grids[0], RESULT_COLUMNS, "claim status: results table")
+        rows = [r.cells for r in grid_rows(grids[0], RESULT_COLUMNS, "claim status: results table")]
         if len(rows) != int(counts[0].split()[0]):
             raise PortalUnavailable("claim search: fewer rows than the count shown (page cut short)")
         return [ResultRow(i, r) for i, r in enumerate(rows)]
@@ -706,40 +361,6 @@ async def _until(wait: Awaitable[None], failed: asyncio.Event, why: str) -> None
     raise PortalUnavailable(why)
 
 
-class _NotFound(Exception):
-    """Internal: the portal said "not found" (the adapter adds the claim reference)."""
-
-    def __init__(self, why: str) -> None:
-        super().__init__(why)
-        self.why = why
-
-
-def redirect_path(resp: PwResponse) -> str:
-    """The path a redirect response sends the browser to ("" when it is not a redirect)."""
-    if not 300 <= resp.status < 400:
-        return ""
-    return urlsplit(urljoin(resp.url, resp.headers.get("location", ""))).path
-
-
-def at_the_tool(path: str, drift: str) -> None:
-    """A navigation meant to open the Claim Status tool landed on `path`: the organization picker means the
-    session is between sign-in steps (another tab is signing it in again); any other page is drift."""
-    if path == ORGS:
-        raise SessionExpired("claim status: the portal sent the tool to its organization picker")
-    if path != CLAIM_STATUS_APP:
-        raise PortalDrift(drift)
-
-
-def redirect_error(what: str, where: str) -> Exception | None:
-    """The error a data request redirected to `where` means ("" = not redirected): back to sign-in (the
-    session is not signed in, or another tab is signing it in again) or to the challenge. None otherwise."""
-    if where == CHALLENGE:
-        return ChallengePresented(f"{what}: the portal sent the request to its unusual-activity challenge")
-    if where in SESSION_STAGE_PATHS:
-        return SessionExpired(f"{what}: the portal sent the request back to sign-in")
-    return None
-
-
 def _card_errors(statuses: list[int], moved_to: list[str]) -> None:
     for where in moved_to:
         moved = redirect_error("claim detail", where)
@@ -765,11 +386,9 @@ def _line_panel(title: str, data: dict | None) -> LinePanel:
     grids = data["grids"]
     adjustments = None
     if grids:
-        if len(grids) != 1 or tuple(grids[0]["headers"]) != ADJ_COLUMNS:
+        if len(grids) != 1:
             raise PortalDrift("claim detail: adjustment table changed")
-        if any(len(r) != len(ADJ_COLUMNS) for r in grids[0]["rows"]):
-            raise PortalDrift("claim detail: adjustment row shape changed")
-        adjustments = [dict(zip(ADJ_COLUMNS, r, strict=True)) for r in grids[0]["rows"]]
+        adjustments = [r.cells for r in grid_rows(grids[0], ADJ_COLUMNS, "claim detail: adjustments")]
     return LinePanel(title=title, fields=data["fields"], adjustments=adjustments, remarks=data["remarks"])
 
 
@@ -804,8 +423,8 @@ class DetailModal:
         closed ones (line panels, code descriptions), read what they show."""
         (badge, rejections, summary, payment, _, _, no_codes, code_toggles, states, no_payment,
          remit_links) = await asyncio.gather(
-            one(self.badge, _TEXT_JS, "claim detail: status badge"),
-            each(self.rejection, _TEXT_JS),
+            one(self.badge, TEXT_JS, "claim detail: status badge"),
+            each(self.rejection, TEXT_JS),
             one(self.summary, _PAIRS_JS, "claim detail: summary card"),
             one(self.payment, _PAIRS_JS, "claim detail: payment card"),
             one(self.lines, "() => 1", "claim detail: service lines card"),
@@ -834,7 +453,7 @@ class DetailModal:
         await asyncio.gather(*(t.dispatch_event("click") for t in closed))
         panels, code_grids, no_code_rows = await asyncio.gather(
             each(self.line_toggles, _LINE_PANEL_JS),
-            each(self.codes_table, _GRID_JS),
+            each(self.codes_table, GRID_FN),
             self.codes.get_by_text("No reason or remark codes on this claim.").count())
         if len(panels) != len(states):
             raise PortalDrift("claim detail: service lines changed while reading")
@@ -844,7 +463,7 @@ class DetailModal:
             if len(code_grids) > 1:
                 raise PortalDrift("claim detail: code descriptions not found on the page")
             if code_grids:
-                codes = grid_rows(code_grids[0], CODE_COLUMNS, "claim detail: code descriptions")
+                codes = [r.cells for r in grid_rows(code_grids[0], CODE_COLUMNS, "claim detail: code descriptions")]
             elif no_code_rows:
                 codes = []
             else:
@@ -865,50 +484,3 @@ class DetailModal:
         if await self.close_button.count():
             await self.close_button.click()
             await self.dialog.wait_for(state="hidden")  # removed, or hidden for reuse
-
-
-# ---------------------------------------------------------------------- remittance viewer
-@dataclass
-class Remit:
-    remit: dict[str, str]
-    adjustments: list[dict[str, str]]
-
-
-class RemitViewer:
-    """The remittance viewer tab (step-up verification first, once per portal session)."""
-
-    def __init__(self, page: Page) -> None:
-        self.page = page
-        self.heading = page.get_by_role("heading", name="Remittance Viewer", exact=True)
-        self.no_remit = page.get_by_role("alert").filter(has_text=mapping.NO_REMIT)
-        self.remits = page.get_by_role("table").filter(
-            has=page.get_by_role("columnheader", name="Check/EFT number", exact=True))
-        self.adjustments = page.get_by_role("table").filter(
-            has=page.get_by_role("columnheader", name="CARC", exact=True))
-        self.view_more = self.adjustments.get_by_role("button", name="View More", exact=True)
-
-    async def landed(self) -> str:
-        path = path_of(self.page)
-        if path in MFA_PATHS:
-            await landed(self.page, None, signing_in=True)
-            return path
-        return await landed(self.page, None)
-
-    async def read(self) -> Remit | None:
-        """The remit row and its adjustments; None when the viewer says it has no remittance."""
-        await require(self.heading, "remittance viewer: heading")
-        if await self.no_remit.count():
-            return None
-        remits = await read_grid(self.remits, REMITS_COLUMNS, "remittance viewer: remits")
-        if len(remits) != 1:
-            raise PortalDrift("remittance viewer: expected one remit for the claim")
-        for _ in range(MAX_VIEW_MORE):  # long descriptions are cut at 60 characters behind View More
-            if not await self.view_more.count():
-                break
-            await self.view_more.first.click()
-        else:
-            raise PortalDrift("remittance viewer: too many truncated descriptions")
-        rows = await read_grid(self.adjustments, REMIT_ADJ_COLUMNS, "remittance viewer: adjustments")
-        for r in rows:
-            r["Description"] = re.sub(r"\s*View (Less|More)$", "", r["Description"])
-        return Remit(remits[0], rows)
