@@ -82,9 +82,8 @@ from core.errors import (
 from portals.base import Capability, RequestPattern, register
 from portals.clearinghouse import mapping as M
 from portals.clearinghouse import results
-from portals.clearinghouse.remit import RemitViewer
-from portals.clearinghouse.results import ClaimDetail, Remit, ResultRow
-from portals.clearinghouse.screens import (
+from portals.clearinghouse.pages.remit import RemitViewer
+from portals.clearinghouse.pages.screens import (
     ANNOUNCEMENTS,
     APP,
     LOGIN,
@@ -96,8 +95,9 @@ from portals.clearinghouse.screens import (
     NotFound,
     goto,
 )
-from portals.clearinghouse.signin import Org, OrgPicker, Shell, SignInPage
-from portals.clearinghouse.tool import ClaimStatusApp, DetailModal, card_group
+from portals.clearinghouse.pages.signin import Org, OrgPicker, Shell, SignInPage
+from portals.clearinghouse.pages.tool import ClaimStatusApp, DetailModal, card_group
+from portals.clearinghouse.results import ClaimDetail, Remit, ResultRow
 from portals.edge import at_the_edge
 from portals.formats import fmt_mdy
 

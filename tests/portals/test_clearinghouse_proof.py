@@ -303,7 +303,7 @@ async def test_lookups_in_flight_with_every_wrong_thing_switch_never_misattribut
 # ---------------------------------------------------------------- redirected data requests
 def test_a_redirected_search_or_card_is_a_lost_session_or_the_challenge_never_drift():
     from core.errors import ChallengePresented, SessionExpired
-    from portals.clearinghouse.screens import redirect_error
+    from portals.clearinghouse.pages.screens import redirect_error
 
     # another tab signing the same session in again: the portal sends data requests to a sign-in step
     for where in ("/login", "/mfa", "/orgs", "/announcements"):

@@ -21,8 +21,7 @@ from playwright.async_api import Response as PwResponse
 
 from core.errors import ChallengePresented, Maintenance, PortalDrift, PortalUnavailable, SessionExpired
 from portals.clearinghouse import mapping
-from portals.clearinghouse.results import ClaimDetail, LinePanel, ResultRow
-from portals.clearinghouse.screens import (
+from portals.clearinghouse.pages.screens import (
     APP,
     CLAIM_STATUS_APP,
     SEARCH,
@@ -35,6 +34,7 @@ from portals.clearinghouse.screens import (
     redirect_error,
     redirect_path,
 )
+from portals.clearinghouse.results import ClaimDetail, LinePanel, ResultRow
 from portals.dom import GRID_FN, TEXT_JS, each, grid_rows, one, pairs_js, require
 from portals.fields import enter
 

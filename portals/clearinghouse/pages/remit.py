@@ -9,8 +9,8 @@ from playwright.async_api import Page
 
 from core.errors import PortalDrift
 from portals.clearinghouse import mapping
+from portals.clearinghouse.pages.screens import MFA_PATHS, landed, path_of
 from portals.clearinghouse.results import Remit
-from portals.clearinghouse.screens import MFA_PATHS, landed, path_of
 from portals.dom import read_grid, require
 
 REMITS_COLUMNS = ("Payer", "Claim number", "Patient account", "Check/EFT number", "Payment date", "Billed",

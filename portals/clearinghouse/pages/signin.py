@@ -10,7 +10,7 @@ from urllib.parse import urlencode
 from playwright.async_api import Frame, Page
 
 from core.errors import NeedsAttention, PortalDrift, PortalUnavailable, SessionExpired
-from portals.clearinghouse.screens import (
+from portals.clearinghouse.pages.screens import (
     APP,
     CLAIM_STATUS_APP,
     LOGIN,
