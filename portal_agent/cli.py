@@ -63,6 +63,8 @@ def _summary_table(summary) -> Table:
               "sessions_restored", "blocked_actions"):
         if summary.counts.get(k):
             t.add_row(k, str(summary.counts[k]))
+    for k, v in sorted(summary.retries_by_reason.items()):
+        t.add_row(f"retries: {k}", str(v))
     for k, v in sorted(summary.errors.items()):
         t.add_row(f"error: {k}", str(v))
     return t

@@ -18,7 +18,7 @@ from sqlalchemy import func, select, update
 from core.logging import configure
 from portal_agent.demo import compare_with_truth, onboard
 from portal_agent.runtime import Runtime
-from store.models import CheckFailure, Claim, Denial, OutboxEvent, PortalAccount, StatusObservation
+from store.models import CheckFailure, Claim, Denial, OutboxEvent, PortalAccount, StatusObservation, SweepRun
 from tests.waiting import until_sync
 from tests.worlds import sample_claims
 
@@ -95,6 +95,10 @@ async def test_realistic_faults_every_claim_checked_or_failed_with_reason(sandbo
         assert all(c.id in reasons for c in failed)
     assert summary.counts["checked"] == len(checked)
     assert summary.counts["retries"] > 0
+    assert sum(summary.retries_by_reason.values()) == summary.counts["retries"]  # each retry under its reason
+    with rt.Session() as s:  # kept with the run's counts
+        run = s.get(SweepRun, summary.run_id)
+        assert run.counts["retries_by_reason"] == dict(summary.retries_by_reason)
     counters = sandbox.counters()
     for portal in ("clearinghouse", "commercial", "medicaid"):
         assert counters.get(f"{portal}.lockouts", 0) == 0

@@ -414,6 +414,7 @@ async def test_a_status_change_whose_page_cannot_be_captured_is_never_stored_wit
     await rt.aclose()
     assert summary.counts["checked"] == 0 and summary.errors["EvidenceUnavailable"] == 2, dict(summary.errors)
     assert summary.counts["retries"] >= 2  # looked up again before failing with the reason
+    assert summary.retries_by_reason == {"EvidenceUnavailable": summary.counts["retries"]}  # counted per reason
     with rt.Session() as s:  # nothing stored as a status without its page; each claim failed with the reason
         assert not list(s.scalars(select(StatusObservation).where(StatusObservation.claim_id.in_(ids[2:]))))
         failures = list(s.scalars(select(CheckFailure).where(CheckFailure.claim_id.in_(ids[2:]))))
