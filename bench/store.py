@@ -48,6 +48,7 @@ from core.config import Settings
 from store import repo
 from store.db import make_engine, migrate, session_factory
 from store.models import Claim, SweepRun
+from store.workflow.categorize import default_categorizer
 
 DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 RECHECK_HOURS = 20.0
@@ -466,7 +467,7 @@ def claim_rows(lo: int, hi: int, now: datetime, today: date, ids: Counters) -> d
                 ids.adj += 1
                 out["adjustments"].append((ids.adj, c.org_id, i, last_obs, ln["line_no"], a["group"], a["carc"],
                                            int(Decimal(a["amount"]) * 100), json.dumps(ln["rarcs"])))
-                if (a["group"], a["carc"]) not in repo.NORMAL_ADJUSTMENTS:
+                if not default_categorizer().is_normal(a["group"], a["carc"]):
                     ids.den += 1
                     out["denials"].append((ids.den, c.org_id, i, ln["line_no"], "denial", a["group"], a["carc"],
                                            json.dumps(ln["rarcs"]), int(Decimal(a["amount"]) * 100), a["raw"],

@@ -39,9 +39,7 @@ from store.models import (
     StatusObservation,
     StatusTransition,
 )
-
-# Adjustments that are normal adjudication, never denials (group, CARC).
-NORMAL_ADJUSTMENTS = frozenset({("CO", "45"), ("PR", "1"), ("PR", "2"), ("PR", "3")})
+from store.workflow.categorize import Categorizer, default_categorizer
 
 
 def cents(d: Decimal | None) -> int | None:
@@ -109,8 +107,10 @@ def last_fingerprint(s: Session, claim_id: int) -> str | None:
                     .order_by(StatusObservation.id.desc()).limit(1))
 
 
-def denial_keys(r: ClaimStatusResult) -> dict[tuple, dict]:
-    """(line_key, kind, group, reason) -> details, for everything in `r` that is a denial or rejection."""
+def denial_keys(r: ClaimStatusResult, categorizer: Categorizer | None = None) -> dict[tuple, dict]:
+    """(line_key, kind, group, reason) -> details, for everything in `r` that is a denial or rejection
+    (normal adjudication, e.g. CO-45 or PR-2, is not: store/workflow/categorize.py)."""
+    categorizer = categorizer or default_categorizer()
     out: dict[tuple, dict] = {}
     if r.is_rejection:
         out[(0, "rejection", "", r.status_code or r.status_category)] = {
@@ -118,7 +118,7 @@ def denial_keys(r: ClaimStatusResult) -> dict[tuple, dict]:
         return out
     for line in r.lines:
         for a in line.adjustments:
-            if (a.group, a.carc) in NORMAL_ADJUSTMENTS:
+            if categorizer.is_normal(a.group, a.carc):
                 continue
             key = (line.line_no, "denial", a.group, a.carc)
             prev = out.get(key)
