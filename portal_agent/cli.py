@@ -121,12 +121,18 @@ def demo(
         console.print(_summary_table(summary))
         console.print(_denials_table(rt.Session))
         cmp = compare_with_truth(rt.Session, sb.control)
-        ok = cmp["carc_sets_match"] and cmp["status_matches"] == cmp["checked"]
+        ok = cmp["carc_sets_match"] and cmp["status_matches"] == cmp["checked"] and cmp["case_claims_match"]
+        n = cmp["cases"]
+        ok = ok and not (n["uncategorized"] or n["unrouted"] or n["unclocked"])
         console.print(f"ground truth: {cmp['status_matches']}/{cmp['checked']} statuses match (category, and "
                       f"the code where the page shows one; {cmp['statuses_without_code']} without a code: the "
                       f"page shows none); denied claims "
                       f"found {cmp['found_denied_claims']} of {cmp['truth_denied_claims']}; CARC sets "
                       f"{'match' if cmp['carc_sets_match'] else 'DIFFER'} {cmp['found_carcs']}")
+        console.print(f"denial cases: {n['denial']} denials and {n['rejection']} rejections opened; "
+                      f"{n['uncategorized']} uncategorized, {n['unrouted']} unrouted, {n['unclocked']} without "
+                      f"clocks; one denial case per denied claim of the ground truth: "
+                      f"{'yes' if cmp['case_claims_match'] else 'NO'}  (portal-agent denials)")
         writes = sb.control.get("/control/writes").json()
         console.print(f"read-only: the portals received {len(writes)} state-changing requests beyond login, MFA "
                       f"and search; the guard blocked {summary.counts.get('blocked_actions', 0)}; evidence kept "
@@ -238,6 +244,41 @@ def evidence(
         s.commit()
     for f in files:
         console.print(str(f))
+
+
+@app.command()
+def denials(
+    role: str = typer.Option(None, help="only cases owned by this role (front_desk, coder, biller, ...)"),
+    person: int = typer.Option(None, help="only cases assigned to this person (id)"),
+    demo: bool = typer.Option(False, help="read the demo's store (what `portal-agent demo` left)"),
+) -> None:
+    """Open denial and rejection cases, the earliest due first: bucket, owner, work SLA and payer deadlines."""
+    from core.roles import PEOPLE_ROLES
+    from portal_agent.runtime import Runtime
+    from store import cases
+
+    if role is not None and role not in PEOPLE_ROLES:
+        raise typer.BadParameter(f"{role!r} is not a role ({', '.join(sorted(PEOPLE_ROLES))})", param_hint="--role")
+    configure(get_settings().log_level or "WARNING")
+    settings = get_settings().model_copy()
+    if demo:
+        settings.data_dir, settings.database_url = settings.data_dir / "demo", ""
+    rt = Runtime.start(settings)
+    with rt.Session() as s:
+        rows = cases.open_cases(s, role=role, person_id=person)
+    table = Table(title=f"open denial cases{f' of {role}' if role else ''}{f' of person {person}' if person else ''}")
+    for col in ("case", "claim", "payer", "kind", "bucket", "reasons", "amount", "owner", "state", "work by",
+                "appeal by", "appeal deadline", "filing deadline"):
+        table.add_column(col)
+    for c, claim, payer in rows:
+        reasons = ", ".join(f"{x['group']}-{x['code']}".strip("-") for x in c.reasons)
+        owner = c.owner_role + (f" #{c.owner_person_id}" if c.owner_person_id else "")
+        table.add_row(str(c.id), claim.external_id, payer.key, c.kind, f"{c.bucket} ({'hard' if c.hard else 'soft'})",
+                      reasons, f"{c.amount_cents / 100:,.2f}", owner, c.state, str(c.work_by or "-"),
+                      str(c.appeal_by or "-"), str(c.appeal_deadline or "-"), str(c.timely_filing_deadline or "-"))
+    console.print(table)
+    console.print(f"{len(rows)} open cases")
+    asyncio.run(rt.aclose())
 
 
 @app.command()

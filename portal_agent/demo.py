@@ -16,7 +16,7 @@ import httpx
 
 from core.credentials import Credentials
 from store import accounts as acct_repo
-from store import repo
+from store import cases, repo
 from store.models import Organization, Payer
 
 REPO = Path(__file__).resolve().parent.parent
@@ -99,7 +99,7 @@ def add_world(s, gt: dict, *, only: Collection[str] | None = None,
     """The ground truth's organizations (or `org_ids` of them), their payers and providers, and their
     submitted claims (or `only` those of these claim ids) as the PMS sends them. Returns the organizations
     by sandbox id and how many claims were added."""
-    orgs = {o["id"]: repo.get_or_create_org(s, o["id"], o["name"]) for o in gt["organizations"]
+    orgs = {o["id"]: repo.get_or_create_org(s, o["id"], o["name"], o.get("time_zone")) for o in gt["organizations"]
             if org_ids is None or o["id"] in org_ids}
     payers = {(org_key, p["id"]): ensure_payer(s, org, p) for org_key, org in orgs.items() for p in gt["payers"]}
     npi_org = {p["npi"]: p["org_id"] for p in gt["providers"]}
@@ -143,6 +143,8 @@ def compare_with_truth(Session, control: httpx.Client) -> dict:
     with Session() as s:
         claims = {c.external_id: c for c in repo.all_claims(s)}
         denials = repo.open_denials(s, kind="denial")
+        case_claims = {c.claim_id for c, _, _ in cases.open_cases(s) if c.kind == "denial"}
+        counts = cases.intake_counts(s)
     by_id = {c.id: c.external_id for c in claims.values()}
     checked = [k for k, c in claims.items() if c.status_category]
     status_ok = sum(1 for k in checked if claims[k].status_category == gt[k]["status_category"]
@@ -163,4 +165,7 @@ def compare_with_truth(Session, control: httpx.Client) -> dict:
         "carc_sets_match": found == truth_checked,
         "truth_carcs": sorted({x for v in truth_checked.values() for x in v}),
         "found_carcs": sorted({x for v in found.values() for x in v}),
+        # denial cases: one per denied claim, each categorized, routed and clocked on arrival
+        "cases": counts,
+        "case_claims_match": {by_id[i] for i in case_claims} == set(truth_checked),
     }

@@ -35,6 +35,9 @@ class Organization(Base):
     name: Mapped[str] = mapped_column(String(200))
     external_id: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # the practice's IANA zone: day 0 of every clock is a calendar date here (DESIGN.md §5 "Counting")
+    time_zone: Mapped[str] = mapped_column(String(64), default="America/New_York",
+                                           server_default="America/New_York")
 
 
 class Payer(Base):
@@ -223,6 +226,64 @@ class Denial(Base):
     last_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     open: Mapped[bool] = mapped_column(Boolean, default=True)
     closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("denial_cases.id"), index=True)
+
+
+class DenialCase(Base):
+    """The unit of denial work: one per claim and kind (denial | rejection; per line where lines are worked
+    apart). Its reasons may change on later reads while its category, owner, clocks and history stay.
+    Every date below was computed when the case arrived, in the organization's zone (never later)."""
+
+    __tablename__ = "denial_cases"
+    __table_args__ = (UniqueConstraint("claim_id", "kind", "line_key"),
+                      Index("ix_denial_cases_work", "org_id", "state", "owner_role"))
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organizations.id"))
+    claim_id: Mapped[int] = mapped_column(ForeignKey("claims.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # denial | rejection
+    line_key: Mapped[int] = mapped_column(Integer, default=0)  # 0: the whole claim
+    state: Mapped[str] = mapped_column(String(32), default="new")
+    # category (store/workflow/categorize.py), decided on intake from the reason with the most dollars
+    bucket: Mapped[str] = mapped_column(String(32))
+    hard: Mapped[bool] = mapped_column(Boolean)
+    clinical: Mapped[bool] = mapped_column(Boolean)
+    preventable: Mapped[bool] = mapped_column(Boolean)
+    category_source: Mapped[str] = mapped_column(String(64))  # the table row that decided
+    reasons: Mapped[list] = mapped_column(JSON, default=list)  # [{line, group, code, rarcs, amount_cents}]
+    amount_cents: Mapped[int] = mapped_column(BigInteger, default=0)
+    # clocks: day 0 = detected_on in time_zone; work SLAs apart from the payer's hard deadlines
+    time_zone: Mapped[str] = mapped_column(String(64))
+    detected_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    detected_on: Mapped[date] = mapped_column(Date)
+    denial_date: Mapped[date] = mapped_column(Date)  # the payer's notice date where shown, else detected_on
+    work_by: Mapped[date | None] = mapped_column(Date)
+    appeal_by: Mapped[date | None] = mapped_column(Date)
+    peer_to_peer_by: Mapped[date | None] = mapped_column(Date)
+    escalations: Mapped[list] = mapped_column(JSON, default=list)  # [{on, to, why}] due on these dates
+    appeal_deadline: Mapped[date | None] = mapped_column(Date)  # the payer's: last day to file an appeal
+    timely_filing_deadline: Mapped[date | None] = mapped_column(Date)  # the payer's: last day to (re)file
+    deadline_source: Mapped[str | None] = mapped_column(Text)  # which playbook figures, and their sources
+    owner_role: Mapped[str] = mapped_column(String(32))
+    owner_person_id: Mapped[int | None] = mapped_column(Integer)
+    last_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    resolution: Mapped[str | None] = mapped_column(String(32))
+    resolution_note: Mapped[str | None] = mapped_column(Text)
+
+
+class CaseEvent(Base):
+    """A denial case's history: created, reasons changed, routed, assigned, state changed, escalated."""
+
+    __tablename__ = "denial_case_history"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organizations.id"))
+    case_id: Mapped[int] = mapped_column(ForeignKey("denial_cases.id"), index=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    kind: Mapped[str] = mapped_column(String(32))
+    from_value: Mapped[str | None] = mapped_column(String(64))
+    to_value: Mapped[str | None] = mapped_column(String(64))
+    actor: Mapped[str | None] = mapped_column(String(64))  # agent | person:<id> | system
+    detail: Mapped[dict] = mapped_column(JSON, default=dict)
 
 
 class SweepRun(Base):

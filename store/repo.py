@@ -14,12 +14,14 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import case, delete, select
 from sqlalchemy.orm import Session
 
 from core import codes
 from core.claims import ClaimStatusResult
+from store import cases
 from store.models import (
     Adjustment,
     AuditEntry,
@@ -134,6 +136,7 @@ class RecordOutcome:
     transition: tuple[str | None, str] | None = None
     new_denials: list[int] = field(default_factory=list)
     resolved_denials: list[int] = field(default_factory=list)
+    new_cases: list[int] = field(default_factory=list)
 
 
 def record_result(s: Session, claim: Claim, r: ClaimStatusResult, *, account_id: int | None = None,
@@ -208,15 +211,26 @@ def record_result(s: Session, claim: Claim, r: ClaimStatusResult, *, account_id:
             d.open, d.closed_at = False, r.observed_at
             out.resolved_denials.append(d.id)
             emit(s, claim.org_id, f"{d.kind}.resolved", key, {"claim": claim.external_id, "denial_id": d.id})
+    s.flush()
+    out.new_cases = cases.intake(s, claim, r, seen)
     return out
 
 
-def get_or_create_org(s: Session, external_id: str, name: str) -> Organization:
+def get_or_create_org(s: Session, external_id: str, name: str, time_zone: str | None = None) -> Organization:
+    """The organization (created on first sight); `time_zone`: the practice's IANA zone, checked."""
+    if time_zone is not None:
+        try:
+            ZoneInfo(time_zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"time_zone: {time_zone!r} is not an IANA time zone") from None
     org = s.scalar(select(Organization).where(Organization.external_id == external_id))
     if org is None:
-        org = Organization(external_id=external_id, name=name, created_at=utcnow())
+        org = Organization(external_id=external_id, name=name, created_at=utcnow(),
+                           **({"time_zone": time_zone} if time_zone else {}))
         s.add(org)
         s.flush()
+    elif time_zone is not None:
+        org.time_zone = time_zone
     return org
 
 

@@ -1,0 +1,195 @@
+"""Denial cases on intake: a denial or rejection read for a claim becomes (or updates) its case, categorized,
+routed to an owner role and clocked in the same transaction as the read (shared/DESIGN.md §5).
+
+One case per claim and kind (denial | rejection): a later read whose reasons differ (a CARC that changes
+during rework) updates the case's reasons and keeps its category, owner, clocks and history; a read with
+no denial leaves an open case open (closing is the work's decision, or the appeal's outcome). Every date
+is computed here, when the denial arrives, in the organization's time zone: never later.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from core.claims import ClaimStatusResult
+from core.roles import Role
+from store.models import CaseEvent, Claim, Denial, DenialCase, Organization, Payer
+from store.workflow.categorize import Categorizer, Category, default_categorizer
+from store.workflow.clocks import (
+    US_FEDERAL,
+    Anchor,
+    BusinessCalendar,
+    SlaPolicy,
+    Window,
+    day_zero,
+    work_clocks,
+)
+from store.workflow.routing import owner_role
+
+AGENT = "agent"
+
+
+@dataclass(frozen=True)
+class Reason:
+    """One denial reason of a case as read (no PHI): line, group, CARC (or 277 status code), RARCs, dollars."""
+
+    line: int
+    group: str
+    code: str
+    rarcs: tuple[str, ...]
+    amount_cents: int
+
+    def as_json(self) -> dict:
+        return {"line": self.line, "group": self.group, "code": self.code, "rarcs": list(self.rarcs),
+                "amount_cents": self.amount_cents}
+
+
+def reasons_of(seen: dict[tuple, dict]) -> dict[str, list[Reason]]:
+    """repo.denial_keys(result) grouped by kind, largest dollars first (then line, group, code)."""
+    out: dict[str, list[Reason]] = {}
+    for (line, kind, group, code), info in seen.items():
+        out.setdefault(kind, []).append(Reason(line, group, code, tuple(info["rarcs"]), int(info["amount"])))
+    for reasons in out.values():
+        reasons.sort(key=lambda x: (-x.amount_cents, x.line, x.group, x.code))
+    return out
+
+
+def intake(s: Session, claim: Claim, r: ClaimStatusResult, seen: dict[tuple, dict], *,
+           categorizer: Categorizer | None = None, calendar: BusinessCalendar = US_FEDERAL,
+           policy: SlaPolicy = SlaPolicy()) -> list[int]:
+    """Open or update the claim's cases for what `r` shows (`seen`: repo.denial_keys(r)); link the denial
+    rows to their case. Returns the ids of the cases opened. The caller commits."""
+    by_kind = reasons_of(seen)
+    if not by_kind:
+        return []
+    categorizer = categorizer or default_categorizer()
+    org = s.get(Organization, claim.org_id)
+    payer = s.get(Payer, claim.payer_id)
+    opened: list[int] = []
+    for kind, reasons in by_kind.items():
+        case = s.scalar(select(DenialCase).where(DenialCase.claim_id == claim.id, DenialCase.kind == kind,
+                                                 DenialCase.line_key == 0))
+        if case is None:
+            case = _open(s, claim, r, kind, reasons, org, payer, categorizer, calendar, policy)
+            opened.append(case.id)
+        else:
+            _update(s, case, r, reasons)
+        for d in s.scalars(select(Denial).where(Denial.claim_id == claim.id, Denial.kind == kind,
+                                                Denial.case_id.is_(None))):
+            d.case_id = case.id
+    return opened
+
+
+def _category(kind: str, reasons: list[Reason], r: ClaimStatusResult, categorizer: Categorizer,
+              org: Organization, payer: Payer) -> Category:
+    if kind == "rejection":
+        return categorizer.rejection(r.status_code)
+    main = reasons[0]  # the reason with the most dollars decides
+    return categorizer.categorize(main.group, main.code, main.rarcs, payer=payer.key, org=org.external_id)
+
+
+def _open(s: Session, claim: Claim, r: ClaimStatusResult, kind: str, reasons: list[Reason], org: Organization,
+          payer: Payer, categorizer: Categorizer, calendar: BusinessCalendar, policy: SlaPolicy) -> DenialCase:
+    category = _category(kind, reasons, r, categorizer, org, payer)
+    detected = day_zero(r.observed_at, org.time_zone)
+    # the payer's decision/notice date where the page shows one (the remittance date), else detection
+    denial_date = r.check_date if kind == "denial" and r.check_date else detected
+    hard = category.hard and kind == "denial"  # a rejection is always corrected and resubmitted
+    clocks = work_clocks(detected=detected, denial_date=denial_date, hard=hard, clinical=category.clinical,
+                         billed=Decimal(claim.billed_cents) / 100, policy=policy, calendar=calendar)
+    appeal_deadline, tf_deadline, source = _hard_deadlines(kind, payer, claim, denial_date)
+    role = owner_role(category.bucket)
+    case = DenialCase(
+        org_id=claim.org_id, claim_id=claim.id, kind=kind, line_key=0, state="new",
+        bucket=category.bucket.value, hard=hard, clinical=category.clinical, preventable=category.preventable,
+        category_source=category.source, reasons=[x.as_json() for x in reasons],
+        amount_cents=sum(x.amount_cents for x in reasons), time_zone=org.time_zone, detected_at=r.observed_at,
+        detected_on=detected, denial_date=denial_date, work_by=clocks.work_by, appeal_by=clocks.appeal_by,
+        peer_to_peer_by=clocks.peer_to_peer_by, escalations=_escalations(clocks),
+        appeal_deadline=appeal_deadline, timely_filing_deadline=tf_deadline, deadline_source=source,
+        owner_role=role.value, last_seen_at=r.observed_at)
+    s.add(case)
+    s.flush()
+    _history(s, case, r.observed_at, "created", None, kind, detail={"bucket": case.bucket, "source": case.category_source})
+    _history(s, case, r.observed_at, "routed", None, role.value, detail={"bucket": case.bucket})
+    return case
+
+
+def _update(s: Session, case: DenialCase, r: ClaimStatusResult, reasons: list[Reason]) -> None:
+    case.last_seen_at = r.observed_at
+    now = [x.as_json() for x in reasons]
+    if now != case.reasons:
+        before = ",".join(f"{x['group']}-{x['code']}".strip("-") for x in case.reasons)
+        after = ",".join(f"{x['group']}-{x['code']}".strip("-") for x in now)
+        case.reasons = now
+        case.amount_cents = sum(x.amount_cents for x in reasons)
+        _history(s, case, r.observed_at, "reasons_changed", before[:64], after[:64])
+
+
+def _escalations(clocks) -> list[dict]:
+    out = []
+    for due, why in ((clocks.work_by, "work SLA passed"), (clocks.appeal_by, "appeal SLA passed"),
+                     (clocks.peer_to_peer_by, "peer-to-peer SLA passed")):
+        if due is not None:
+            out.append({"on": (due + timedelta(days=1)).isoformat(), "to": Role.SUPERVISOR.value, "why": why})
+    first, *rest = clocks.escalations
+    out.append({"on": first.isoformat(), "to": Role.SUPERVISOR.value, "why": "unresolved 14 days"})
+    out += [{"on": d.isoformat(), "to": Role.MANAGER.value, "why": "unresolved 30 days"} for d in rest]
+    return sorted(out, key=lambda e: e["on"])
+
+
+def _hard_deadlines(kind: str, payer: Payer, claim: Claim, denial_date: date) -> tuple[date | None, date | None, str]:
+    """The payer's playbook windows: appeal from the denial notice (denials), timely filing from the first date
+    of service (a corrected claim or a resubmitted rejection must still be filed in time)."""
+    appeal = tf = None
+    parts = []
+    if kind == "denial" and payer.appeal_window_days:
+        appeal = Window(anchor=Anchor.NOTICE_DATE, days=payer.appeal_window_days).last_day(notice_date=denial_date)
+        parts.append(f"appeal {payer.appeal_window_days} days from the notice")
+    if payer.timely_filing_days:
+        tf = Window(anchor=Anchor.DATE_OF_SERVICE, days=payer.timely_filing_days).last_day(service_date=claim.dos_from)
+        parts.append(f"timely filing {payer.timely_filing_days} days from the date of service")
+    source = "; ".join(parts) + (f" ({payer.playbook_source})" if payer.playbook_source and parts else "")
+    return appeal, tf, source or "no payer deadline on file"
+
+
+def _history(s: Session, case: DenialCase, at: datetime, kind: str, before: str | None, after: str | None,
+             actor: str = AGENT, detail: dict | None = None) -> None:
+    s.add(CaseEvent(org_id=case.org_id, case_id=case.id, at=at, kind=kind, from_value=before, to_value=after,
+                    actor=actor, detail=detail or {}))
+
+
+def open_cases(s: Session, *, org_id: int | None = None, role: str | None = None,
+               person_id: int | None = None) -> list[tuple[DenialCase, Claim, Payer]]:
+    """Open cases (not resolved), the earliest due first: the payer's hard deadlines, then the work SLAs."""
+    q = (select(DenialCase, Claim, Payer).join(Claim, Claim.id == DenialCase.claim_id)
+         .join(Payer, Payer.id == Claim.payer_id).where(DenialCase.resolved_at.is_(None)))
+    if org_id is not None:
+        q = q.where(DenialCase.org_id == org_id)
+    if role is not None:
+        q = q.where(DenialCase.owner_role == role)
+    if person_id is not None:
+        q = q.where(DenialCase.owner_person_id == person_id)
+    rows = [tuple(r) for r in s.execute(q)]
+    far = date.max
+    return sorted(rows, key=lambda r: (min(d or far for d in (r[0].appeal_deadline, r[0].timely_filing_deadline,
+                                                               r[0].work_by, r[0].appeal_by)), r[0].id))
+
+
+def intake_counts(s: Session) -> dict[str, int]:
+    """How many cases the store holds by kind, and how many lack a category, an owner or a clock (the demo's
+    summary: all three must be 0)."""
+    cases = s.scalars(select(DenialCase)).all()
+    return {
+        "denial": sum(1 for c in cases if c.kind == "denial"),
+        "rejection": sum(1 for c in cases if c.kind == "rejection"),
+        "uncategorized": sum(1 for c in cases if not c.bucket or not c.category_source),
+        "unrouted": sum(1 for c in cases if not c.owner_role),
+        "unclocked": sum(1 for c in cases if c.detected_on is None or (c.work_by is None and c.appeal_by is None)
+                         or not c.escalations),
+    }

@@ -1,0 +1,90 @@
+"""denial cases: the unit of denial work (category, owner, clocks, history); organizations' time zone
+
+Revision ID: 0006
+Revises: 0005
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = '0006'
+down_revision = '0005'
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table('denial_cases',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('org_id', sa.Integer(), nullable=False),
+    sa.Column('claim_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('kind', sa.String(length=16), nullable=False),
+    sa.Column('line_key', sa.Integer(), nullable=False),
+    sa.Column('state', sa.String(length=32), nullable=False),
+    sa.Column('bucket', sa.String(length=32), nullable=False),
+    sa.Column('hard', sa.Boolean(), nullable=False),
+    sa.Column('clinical', sa.Boolean(), nullable=False),
+    sa.Column('preventable', sa.Boolean(), nullable=False),
+    sa.Column('category_source', sa.String(length=64), nullable=False),
+    sa.Column('reasons', sa.JSON(), nullable=False),
+    sa.Column('amount_cents', sa.BigInteger(), nullable=False),
+    sa.Column('time_zone', sa.String(length=64), nullable=False),
+    sa.Column('detected_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('detected_on', sa.Date(), nullable=False),
+    sa.Column('denial_date', sa.Date(), nullable=False),
+    sa.Column('work_by', sa.Date(), nullable=True),
+    sa.Column('appeal_by', sa.Date(), nullable=True),
+    sa.Column('peer_to_peer_by', sa.Date(), nullable=True),
+    sa.Column('escalations', sa.JSON(), nullable=False),
+    sa.Column('appeal_deadline', sa.Date(), nullable=True),
+    sa.Column('timely_filing_deadline', sa.Date(), nullable=True),
+    sa.Column('deadline_source', sa.Text(), nullable=True),
+    sa.Column('owner_role', sa.String(length=32), nullable=False),
+    sa.Column('owner_person_id', sa.Integer(), nullable=True),
+    sa.Column('last_seen_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('resolved_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('resolution', sa.String(length=32), nullable=True),
+    sa.Column('resolution_note', sa.Text(), nullable=True),
+    sa.ForeignKeyConstraint(['claim_id'], ['claims.id'], ),
+    sa.ForeignKeyConstraint(['org_id'], ['organizations.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('claim_id', 'kind', 'line_key')
+    )
+    op.create_index(op.f('ix_denial_cases_claim_id'), 'denial_cases', ['claim_id'], unique=False)
+    op.create_index('ix_denial_cases_work', 'denial_cases', ['org_id', 'state', 'owner_role'], unique=False)
+    op.create_table('denial_case_history',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('org_id', sa.Integer(), nullable=False),
+    sa.Column('case_id', sa.Integer(), nullable=False),
+    sa.Column('at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('kind', sa.String(length=32), nullable=False),
+    sa.Column('from_value', sa.String(length=64), nullable=True),
+    sa.Column('to_value', sa.String(length=64), nullable=True),
+    sa.Column('actor', sa.String(length=64), nullable=True),
+    sa.Column('detail', sa.JSON(), nullable=False),
+    sa.ForeignKeyConstraint(['case_id'], ['denial_cases.id'], ),
+    sa.ForeignKeyConstraint(['org_id'], ['organizations.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    op.create_index(op.f('ix_denial_case_history_case_id'), 'denial_case_history', ['case_id'], unique=False)
+    with op.batch_alter_table('denials') as batch:
+        batch.add_column(sa.Column('case_id', sa.Integer(), nullable=True))
+        batch.create_index(batch.f('ix_denials_case_id'), ['case_id'], unique=False)
+        batch.create_foreign_key('fk_denials_case_id', 'denial_cases', ['case_id'], ['id'])
+    with op.batch_alter_table('organizations') as batch:
+        batch.add_column(sa.Column('time_zone', sa.String(length=64), server_default='America/New_York',
+                                   nullable=False))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table('organizations') as batch:
+        batch.drop_column('time_zone')
+    with op.batch_alter_table('denials') as batch:
+        batch.drop_constraint('fk_denials_case_id', type_='foreignkey')
+        batch.drop_index('ix_denials_case_id')
+        batch.drop_column('case_id')
+    op.drop_index('ix_denial_case_history_case_id', table_name='denial_case_history')
+    op.drop_table('denial_case_history')
+    op.drop_index('ix_denial_cases_work', table_name='denial_cases')
+    op.drop_index('ix_denial_cases_claim_id', table_name='denial_cases')
+    op.drop_table('denial_cases')
