@@ -10,15 +10,19 @@ import structlog
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
 
 log = structlog.get_logger("portal_agent.scheduler")
 # the sweep job, by textual reference so the job store can persist it; it lives in the entry package,
 # which alone wires a runtime (agent, store): portal_agent/jobs.py
 JOB_REF = "portal_agent.jobs:scheduled_sweep"
+# the denial escalation job (store/escalations.py), every few minutes: each escalation happens once
+ESCALATE_REF = "portal_agent.jobs:escalate"
+ESCALATE_ID = "escalate:denials"
 
 
 def build_scheduler(database_url: str, schedules: dict[str, str], misfire_grace_s: int = 3600, *,
-                    job_ref: str = JOB_REF) -> AsyncIOScheduler:
+                    job_ref: str = JOB_REF, escalate_every_minutes: int | None = None) -> AsyncIOScheduler:
     """schedules: job id -> crontab ('0 2 * * *'); job id 'sweep:<portal or all>:<name>'; `job_ref` the
     sweep job ('module:function' taking `portal_key`)."""
     sched = AsyncIOScheduler(jobstores={"default": SQLAlchemyJobStore(url=database_url,
@@ -31,19 +35,22 @@ def build_scheduler(database_url: str, schedules: dict[str, str], misfire_grace_
         sched.add_job(job_ref, CronTrigger.from_crontab(cron, timezone="UTC"),
                       id=job_id, kwargs={"portal_key": None if portal == "all" else portal},
                       replace_existing=True)
+    if escalate_every_minutes:
+        sched.add_job(ESCALATE_REF, IntervalTrigger(minutes=escalate_every_minutes, timezone="UTC"),
+                      id=ESCALATE_ID, replace_existing=True)
     return sched
 
 
 def drop_unlisted(sched: AsyncIOScheduler, schedules: dict[str, str]) -> list[str]:
     """After start: remove persisted jobs whose schedule was taken out of the settings."""
-    gone = [j.id for j in sched.get_jobs() if j.id not in schedules]
+    gone = [j.id for j in sched.get_jobs() if j.id not in schedules and j.id != ESCALATE_ID]
     for job_id in gone:
         sched.remove_job(job_id)
     return gone
 
 
-async def serve_forever(database_url: str, schedules: dict[str, str]) -> None:
-    sched = build_scheduler(database_url, schedules)
+async def serve_forever(database_url: str, schedules: dict[str, str], escalate_every_minutes: int = 15) -> None:
+    sched = build_scheduler(database_url, schedules, escalate_every_minutes=escalate_every_minutes)
     sched.start()
     drop_unlisted(sched, schedules)
     log.info("scheduler.started", jobs=[j.id for j in sched.get_jobs()])

@@ -91,6 +91,10 @@ class Settings(BaseSettings):
     # job id -> crontab (UTC): nightly sweep of every portal, a midday pass for hot claims
     schedules: dict[str, str] = Field(default_factory=lambda: {"sweep:all:nightly": "0 2 * * *",
                                                                 "sweep:all:midday": "0 13 * * 1-5"})
+    # denial escalations (store/escalations.py): how often the scheduler looks for due ones, and how close a
+    # payer's hard deadline makes a case urgent
+    escalation_every_minutes: int = Field(default=15, ge=1)
+    urgent_within_days: int = Field(default=10, ge=0)
     browser: BrowserSettings = Field(default_factory=BrowserSettings)
 
     def resolved_database_url(self) -> str:

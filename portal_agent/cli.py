@@ -374,7 +374,8 @@ def serve() -> None:
     rt = Runtime.start(settings)  # migrate before the job store touches the database
     asyncio.run(rt.aclose())
     console.print(f"scheduler: {settings.schedules}")
-    asyncio.run(serve_forever(settings.resolved_database_url(), settings.schedules))
+    asyncio.run(serve_forever(settings.resolved_database_url(), settings.schedules,
+                              settings.escalation_every_minutes))
 
 
 if __name__ == "__main__":

@@ -20,3 +20,19 @@ async def scheduled_sweep(portal_key: str | None = None) -> None:
                  failed=summary.counts["failed"])
     finally:
         await rt.aclose()
+
+
+async def escalate() -> None:
+    """Record the denial escalations that have fallen due (each once: store/escalations.py)."""
+    from datetime import UTC, datetime
+
+    from store import escalations
+    from store.db import make_engine, migrate, session_factory
+
+    settings = get_settings()
+    engine = make_engine(settings.resolved_database_url())
+    migrate(engine)
+    done = escalations.run(session_factory(engine), now=datetime.now(UTC),
+                           urgent_within_days=settings.urgent_within_days)
+    log.info("escalations.done", recorded=len(done))
+    engine.dispose()

@@ -18,7 +18,8 @@ from sqlalchemy.orm import Session
 
 from core.claims import ClaimStatusResult
 from core.roles import Role
-from store.models import CaseEvent, Claim, Denial, DenialCase, Organization, Payer
+from store import work
+from store.models import Claim, Denial, DenialCase, Organization, Payer
 from store.workflow.categorize import Categorizer, Category, default_categorizer
 from store.workflow.clocks import (
     US_FEDERAL,
@@ -103,7 +104,7 @@ def _open(s: Session, claim: Claim, r: ClaimStatusResult, kind: str, reasons: li
     clocks = work_clocks(detected=detected, denial_date=denial_date, hard=hard, clinical=category.clinical,
                          billed=Decimal(claim.billed_cents) / 100, policy=policy, calendar=calendar)
     appeal_deadline, tf_deadline, source = _hard_deadlines(kind, payer, claim, denial_date)
-    role = owner_role(category.bucket)
+    role = owner_role(category.bucket, org.routing)
     case = DenialCase(
         org_id=claim.org_id, claim_id=claim.id, kind=kind, line_key=0, state="new",
         bucket=category.bucket.value, hard=hard, clinical=category.clinical, preventable=category.preventable,
@@ -117,6 +118,9 @@ def _open(s: Session, claim: Claim, r: ClaimStatusResult, kind: str, reasons: li
     s.flush()
     _history(s, case, r.observed_at, "created", None, kind, detail={"bucket": case.bucket, "source": case.category_source})
     _history(s, case, r.observed_at, "routed", None, role.value, detail={"bucket": case.bucket})
+    person = work.pick_person(s, org, role.value, payer_id=payer.id, main_code=reasons[0].code)
+    if person is not None:
+        work.assign(s, case, person, at=r.observed_at, actor=AGENT)
     return case
 
 
@@ -160,8 +164,7 @@ def _hard_deadlines(kind: str, payer: Payer, claim: Claim, denial_date: date) ->
 
 def _history(s: Session, case: DenialCase, at: datetime, kind: str, before: str | None, after: str | None,
              actor: str = AGENT, detail: dict | None = None) -> None:
-    s.add(CaseEvent(org_id=case.org_id, case_id=case.id, at=at, kind=kind, from_value=before, to_value=after,
-                    actor=actor, detail=detail or {}))
+    work.history(s, case, at, kind, before, after, actor, detail)
 
 
 def open_cases(s: Session, *, org_id: int | None = None, role: str | None = None,

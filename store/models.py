@@ -38,6 +38,21 @@ class Organization(Base):
     # the practice's IANA zone: day 0 of every clock is a calendar date here (DESIGN.md §5 "Counting")
     time_zone: Mapped[str] = mapped_column(String(64), default="America/New_York",
                                            server_default="America/New_York")
+    # denial routing: {bucket: role} over store/workflow/routing.py's defaults; who of the role gets a case
+    routing: Mapped[dict] = mapped_column(JSON, default=dict, server_default="{}")
+    routing_strategy: Mapped[str] = mapped_column(String(32), default="least_open", server_default="least_open")
+
+
+class Person(Base):
+    """Someone of the organization who works denials (one role list for the whole product: core/roles.py)."""
+
+    __tablename__ = "people"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organizations.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    roles: Mapped[list] = mapped_column(JSON, default=list)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class Payer(Base):
@@ -260,15 +275,49 @@ class DenialCase(Base):
     appeal_by: Mapped[date | None] = mapped_column(Date)
     peer_to_peer_by: Mapped[date | None] = mapped_column(Date)
     escalations: Mapped[list] = mapped_column(JSON, default=list)  # [{on, to, why}] due on these dates
+    urgent_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # a hard deadline is near
     appeal_deadline: Mapped[date | None] = mapped_column(Date)  # the payer's: last day to file an appeal
     timely_filing_deadline: Mapped[date | None] = mapped_column(Date)  # the payer's: last day to (re)file
     deadline_source: Mapped[str | None] = mapped_column(Text)  # which playbook figures, and their sources
     owner_role: Mapped[str] = mapped_column(String(32))
-    owner_person_id: Mapped[int | None] = mapped_column(Integer)
+    owner_person_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"))
     last_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     resolution: Mapped[str | None] = mapped_column(String(32))
     resolution_note: Mapped[str | None] = mapped_column(Text)
+
+
+class Appeal(Base):
+    """One appeal of a denial case: its level, channel, dates and outcome."""
+
+    __tablename__ = "appeals"
+    __table_args__ = (UniqueConstraint("case_id", "level"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organizations.id"))
+    case_id: Mapped[int] = mapped_column(ForeignKey("denial_cases.id"), index=True)
+    level: Mapped[int] = mapped_column(Integer)  # 1: reconsideration/redetermination, 2: the next, ...
+    channel: Mapped[str] = mapped_column(String(16))  # portal | fax | mail
+    filed_on: Mapped[date] = mapped_column(Date)
+    follow_up_on: Mapped[date] = mapped_column(Date)
+    outcome: Mapped[str | None] = mapped_column(String(16))  # won | partially_won | lost
+    decided_on: Mapped[date | None] = mapped_column(Date)
+    recovered_cents: Mapped[int | None] = mapped_column(BigInteger)
+    filed_by: Mapped[str] = mapped_column(String(64))
+
+
+class Escalation(Base):
+    """An escalation that happened: one row per case and step, so that it happens exactly once (a unique
+    key, whatever runs overlap or restart)."""
+
+    __tablename__ = "denial_case_escalations"
+    __table_args__ = (UniqueConstraint("case_id", "step"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organizations.id"))
+    case_id: Mapped[int] = mapped_column(ForeignKey("denial_cases.id"), index=True)
+    step: Mapped[str] = mapped_column(String(64))  # e.g. "unresolved 14 days", "appeal deadline in 10 days"
+    to_role: Mapped[str] = mapped_column(String(32))
+    due_on: Mapped[date] = mapped_column(Date)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class CaseEvent(Base):

@@ -39,3 +39,33 @@ async def test_a_schedule_taken_out_of_settings_is_removed(tmp_path):
     assert drop_unlisted(s2, keep) == ["sweep:all:midday"]
     assert [j.id for j in s2.get_jobs()] == ["sweep:all:nightly"]
     s2.shutdown(wait=False)
+
+
+async def test_the_escalation_job_is_registered_once_and_kept(tmp_path):
+    from agent.scheduler import ESCALATE_ID, ESCALATE_REF
+
+    url = f"sqlite:///{tmp_path / 'pa.db'}"
+    keep = {"sweep:all:nightly": "0 2 * * *"}
+    for minutes in (15, 5):  # a restart with another interval replaces the job
+        sched = build_scheduler(url, keep, escalate_every_minutes=minutes)
+        sched.start(paused=True)
+        assert drop_unlisted(sched, keep) == []
+        job = sched.get_job(ESCALATE_ID)
+        assert job.func_ref == ESCALATE_REF and job.trigger.interval.total_seconds() == minutes * 60
+        assert sorted(j.id for j in sched.get_jobs()) == [ESCALATE_ID, "sweep:all:nightly"]
+        sched.shutdown(wait=False)
+
+
+async def test_the_escalation_job_records_due_escalations(tmp_path, monkeypatch):
+    """portal_agent.jobs.escalate on the configured store (a real SQLite file, nothing due: it runs clean)."""
+    from core.config import get_settings
+    from portal_agent import jobs
+
+    monkeypatch.setenv("PORTAL_AGENT_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("PORTAL_AGENT_DATABASE_URL", "")
+    get_settings.cache_clear()
+    try:
+        await jobs.escalate()
+        assert (tmp_path / "portal_agent.db").exists()
+    finally:
+        get_settings.cache_clear()

@@ -1,4 +1,5 @@
-"""denial cases: the unit of denial work (category, owner, clocks, history); organizations' time zone
+"""the denial workflow: denial cases (category, owner, clocks, history), people, appeals, escalations;
+organizations' time zone and routing
 
 Revision ID: 0006
 Revises: 0005
@@ -14,6 +15,17 @@ depends_on = None
 
 
 def upgrade() -> None:
+    op.create_table('people',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('org_id', sa.Integer(), nullable=False),
+    sa.Column('name', sa.String(length=200), nullable=False),
+    sa.Column('roles', sa.JSON(), nullable=False),
+    sa.Column('active', sa.Boolean(), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['org_id'], ['organizations.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    op.create_index(op.f('ix_people_org_id'), 'people', ['org_id'], unique=False)
     op.create_table('denial_cases',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('org_id', sa.Integer(), nullable=False),
@@ -36,6 +48,7 @@ def upgrade() -> None:
     sa.Column('appeal_by', sa.Date(), nullable=True),
     sa.Column('peer_to_peer_by', sa.Date(), nullable=True),
     sa.Column('escalations', sa.JSON(), nullable=False),
+    sa.Column('urgent_since', sa.DateTime(timezone=True), nullable=True),
     sa.Column('appeal_deadline', sa.Date(), nullable=True),
     sa.Column('timely_filing_deadline', sa.Date(), nullable=True),
     sa.Column('deadline_source', sa.Text(), nullable=True),
@@ -47,11 +60,44 @@ def upgrade() -> None:
     sa.Column('resolution_note', sa.Text(), nullable=True),
     sa.ForeignKeyConstraint(['claim_id'], ['claims.id'], ),
     sa.ForeignKeyConstraint(['org_id'], ['organizations.id'], ),
+    sa.ForeignKeyConstraint(['owner_person_id'], ['people.id'], ),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('claim_id', 'kind', 'line_key')
     )
     op.create_index(op.f('ix_denial_cases_claim_id'), 'denial_cases', ['claim_id'], unique=False)
     op.create_index('ix_denial_cases_work', 'denial_cases', ['org_id', 'state', 'owner_role'], unique=False)
+    op.create_table('appeals',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('org_id', sa.Integer(), nullable=False),
+    sa.Column('case_id', sa.Integer(), nullable=False),
+    sa.Column('level', sa.Integer(), nullable=False),
+    sa.Column('channel', sa.String(length=16), nullable=False),
+    sa.Column('filed_on', sa.Date(), nullable=False),
+    sa.Column('follow_up_on', sa.Date(), nullable=False),
+    sa.Column('outcome', sa.String(length=16), nullable=True),
+    sa.Column('decided_on', sa.Date(), nullable=True),
+    sa.Column('recovered_cents', sa.BigInteger(), nullable=True),
+    sa.Column('filed_by', sa.String(length=64), nullable=False),
+    sa.ForeignKeyConstraint(['case_id'], ['denial_cases.id'], ),
+    sa.ForeignKeyConstraint(['org_id'], ['organizations.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('case_id', 'level')
+    )
+    op.create_index(op.f('ix_appeals_case_id'), 'appeals', ['case_id'], unique=False)
+    op.create_table('denial_case_escalations',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('org_id', sa.Integer(), nullable=False),
+    sa.Column('case_id', sa.Integer(), nullable=False),
+    sa.Column('step', sa.String(length=64), nullable=False),
+    sa.Column('to_role', sa.String(length=32), nullable=False),
+    sa.Column('due_on', sa.Date(), nullable=False),
+    sa.Column('at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['case_id'], ['denial_cases.id'], ),
+    sa.ForeignKeyConstraint(['org_id'], ['organizations.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('case_id', 'step')
+    )
+    op.create_index(op.f('ix_denial_case_escalations_case_id'), 'denial_case_escalations', ['case_id'], unique=False)
     op.create_table('denial_case_history',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('org_id', sa.Integer(), nullable=False),
@@ -74,17 +120,25 @@ def upgrade() -> None:
     with op.batch_alter_table('organizations') as batch:
         batch.add_column(sa.Column('time_zone', sa.String(length=64), server_default='America/New_York',
                                    nullable=False))
+        batch.add_column(sa.Column('routing', sa.JSON(), server_default='{}', nullable=False))
+        batch.add_column(sa.Column('routing_strategy', sa.String(length=32), server_default='least_open',
+                                   nullable=False))
 
 
 def downgrade() -> None:
     with op.batch_alter_table('organizations') as batch:
+        batch.drop_column('routing_strategy')
+        batch.drop_column('routing')
         batch.drop_column('time_zone')
     with op.batch_alter_table('denials') as batch:
         batch.drop_constraint('fk_denials_case_id', type_='foreignkey')
         batch.drop_index('ix_denials_case_id')
         batch.drop_column('case_id')
-    op.drop_index('ix_denial_case_history_case_id', table_name='denial_case_history')
-    op.drop_table('denial_case_history')
+    for table in ('denial_case_history', 'denial_case_escalations', 'appeals'):
+        op.drop_index(f'ix_{table}_case_id', table_name=table)
+        op.drop_table(table)
     op.drop_index('ix_denial_cases_work', table_name='denial_cases')
     op.drop_index('ix_denial_cases_claim_id', table_name='denial_cases')
     op.drop_table('denial_cases')
+    op.drop_index('ix_people_org_id', table_name='people')
+    op.drop_table('people')
