@@ -23,7 +23,7 @@ from core.claims import ClaimStatusResult
 from core.config import Settings
 from core.errors import BlockedAction, PortalError, RetryableError
 from store import accounts as acct_repo
-from store import repo
+from store import events, repo
 from store.models import Claim, PortalAccount
 
 if TYPE_CHECKING:
@@ -87,7 +87,8 @@ class Outcomes:
                 summary.denial_carcs[k[3]] += 1
 
     def _fail(self, run_id, acct, job: Job, error_type: str, message: str, retryable: bool, cap, summary,
-              progress, run: AccountRun | None = None, drift: bool = False) -> str | None:
+              progress, run: AccountRun | None = None, drift: bool = False,
+              event: Callable[[str | None], events.Event] | None = None) -> str | None:
         with self.Session() as s:
             claim = s.get(Claim, job.claim_id)
             ev = self.evidence.save(s, cap, portal_key=acct.portal_key, kind="failure", org_id=acct.org_id,
@@ -95,6 +96,8 @@ class Outcomes:
             ref = ev.ref if ev else None
             repo.record_check_failure(s, claim, sweep_run_id=run_id, at=self.clock(), error_type=error_type,
                                       message=message, retryable=retryable, evidence_ref=ref)
+            if event is not None:
+                events.emit(s, acct.org_id, event(ref))
             s.commit()
         if run is not None:
             run.failed += 1
@@ -116,21 +119,20 @@ class Outcomes:
         cap = await run.session.capture(reason="blocked_action")
         log.error("claim.blocked_action", claim_id=job.claim_id, portal=acct.portal_key,
                   requests=[f"{b['method']} {b['path']}" for b in blocked])
-        ref = self._fail(run_id, acct, job, BlockedAction.__name__,
-                         f"the read-only guard blocked a state-changing request: {what}", False, cap, summary,
-                         progress, run=run)
-        with self.Session() as s:
-            repo.emit(s, acct.org_id, "portal.blocked_action", f"account:{acct.id}", {
-                "account_id": acct.id, "portal": acct.portal_key, "claim_id": job.claim_id,
-                "requests": [{"method": b["method"], "path": b["path"]} for b in blocked], "evidence_ref": ref})
-            s.commit()
+        def event(ref: str | None) -> events.Event:  # written with the failure, in its transaction
+            return events.PortalBlockedAction(
+                account_id=acct.id, portal=acct.portal_key, claim_id=job.claim_id, evidence_ref=ref,
+                requests=[{"method": b["method"], "path": b["path"]} for b in blocked])
+
+        self._fail(run_id, acct, job, BlockedAction.__name__,
+                   f"the read-only guard blocked a state-changing request: {what}", False, cap, summary,
+                   progress, run=run, event=event)
 
     def _breaker_failure(self, breaker: CircuitBreaker, acct: PortalAccount, e: PortalError) -> None:
         if breaker.failure():
             log.error("circuit.opened", portal=acct.portal_key, error=type(e).__name__)
             with self.Session() as s:
-                repo.emit(s, acct.org_id, "portal.circuit_open", f"portal:{acct.portal_key}",
-                          {"portal": acct.portal_key, "error": type(e).__name__})
+                events.emit(s, acct.org_id, events.PortalCircuitOpen(portal=acct.portal_key, error=type(e).__name__))
                 s.commit()
 
     def _write_health(self, run: AccountRun) -> None:

@@ -23,7 +23,7 @@ from agent.pacing import pacer_for
 from core.config import Settings
 from core.errors import AccountError, AccountLocked, LoginRejected, MfaFailed, PortalDrift, PortalError
 from store import accounts as acct_repo
-from store import repo
+from store import events
 from store.models import PortalAccount
 
 log = structlog.get_logger("portal_agent.sweep")
@@ -198,9 +198,9 @@ class SignIn:
                                      failed_login=isinstance(e, FAILED_LOGIN_ERRORS))
             ev = self.evidence.save(s, cap, portal_key=acct.portal_key, kind="failure", org_id=acct.org_id,
                                     account_id=acct.id) if cap else None
-            repo.emit(s, acct.org_id, "portal.account_failed", f"account:{acct.id}", {
-                "account_id": acct.id, "portal": acct.portal_key, "error": type(e).__name__,
-                "evidence_ref": ev.ref if ev else None})
+            events.emit(s, acct.org_id, events.PortalAccountFailed(
+                account_id=acct.id, portal=acct.portal_key, error=type(e).__name__,
+                evidence_ref=ev.ref if ev else None))
             s.commit()
         acct.status = "needs_attention"
         acct.last_failed_login_at = self.clock()

@@ -44,7 +44,7 @@ from core.config import Settings
 from core.errors import ClaimMismatch, PortalDrift, PortalError, SessionExpired
 from portals.base import registry
 from store import accounts as acct_repo
-from store import repo, runs
+from store import events, repo, runs
 from store.models import Organization, Payer, PortalAccount
 
 log = structlog.get_logger("portal_agent.sweep")
@@ -130,9 +130,8 @@ class SweepRunner(SignIn, Outcomes):
         with self.Session() as s:
             run = runs.finish_run(s, run.id, at=finished, counts=counts, status=(
                 "failed" if summary.counts["failed"] and not summary.counts["checked"] else "completed"))
-            if plan:
-                org_id = plan[0][0].org_id
-                repo.emit(s, org_id, "sweep.completed", f"sweep:{run.id}", {"run_id": run.id, "counts": run.counts})
+            for org_id in sorted({acct.org_id for acct, _ in plan}):  # each event belongs to one organization
+                events.emit(s, org_id, events.SweepCompleted(run_id=run.id, counts=run.counts))
             purged = self.evidence.purge(s, self.settings.evidence_retention_days, now=finished)
             s.commit()
         if purged:

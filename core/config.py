@@ -54,6 +54,8 @@ class Settings(BaseSettings):
     log_level: Literal["", "DEBUG", "INFO", "WARNING", "ERROR"] = ""
     database_url: str = ""
     shared_dir: Path = REPO_ROOT.parent / "shared"
+    # the public payer deadlines that seed payer playbooks (default: shared_dir/data/payers/payer_deadlines.csv)
+    payer_deadlines_csv: Path | None = None
     # Fernet keys for secrets at rest, comma-separated, newest first (empty: a key file in data_dir)
     vault_keys: str = ""
     evidence_retention_days: int = 400
@@ -96,6 +98,9 @@ class Settings(BaseSettings):
     escalation_every_minutes: int = Field(default=15, ge=1)
     urgent_within_days: int = Field(default=10, ge=0)
     browser: BrowserSettings = Field(default_factory=BrowserSettings)
+
+    def resolved_payer_deadlines_csv(self) -> Path:
+        return self.payer_deadlines_csv or self.shared_dir / "data" / "payers" / "payer_deadlines.csv"
 
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'portal_agent.db'}"

@@ -111,7 +111,7 @@ def demo(
         rt = Runtime.start(settings)
         counts = onboard(rt.Session, rt.vault, sb.control, sb.urls)
         console.print(f"store: {settings.resolved_database_url()}  onboarded {counts['claims']} claims, "
-                      f"{counts['accounts']} portal accounts")
+                      f"{counts['accounts']} portal accounts, {counts['people']} people in billing teams")
         # onboarding backfill: every tracked claim is checked once, due or not
         from store import repo
 
@@ -129,7 +129,8 @@ def demo(
                       f"page shows none); denied claims "
                       f"found {cmp['found_denied_claims']} of {cmp['truth_denied_claims']}; CARC sets "
                       f"{'match' if cmp['carc_sets_match'] else 'DIFFER'} {cmp['found_carcs']}")
-        console.print(f"denial cases: {n['denial']} denials and {n['rejection']} rejections opened; "
+        console.print(f"denial cases: {n['denial']} denials and {n['rejection']} rejections opened, "
+                      f"{n['assigned']} assigned to a person; "
                       f"{n['uncategorized']} uncategorized, {n['unrouted']} unrouted, {n['unclocked']} without "
                       f"clocks; one denial case per denied claim of the ground truth: "
                       f"{'yes' if cmp['case_claims_match'] else 'NO'}  (portal-agent denials)")
@@ -255,7 +256,7 @@ def denials(
     """Open denial and rejection cases, the earliest due first: bucket, owner, work SLA and payer deadlines."""
     from core.roles import PEOPLE_ROLES
     from portal_agent.runtime import Runtime
-    from store import cases
+    from store import cases, work
 
     if role is not None and role not in PEOPLE_ROLES:
         raise typer.BadParameter(f"{role!r} is not a role ({', '.join(sorted(PEOPLE_ROLES))})", param_hint="--role")
@@ -266,13 +267,15 @@ def denials(
     rt = Runtime.start(settings)
     with rt.Session() as s:
         rows = cases.open_cases(s, role=role, person_id=person)
+        names = {p.id: p.name for org_id in {c.org_id for c, _, _ in rows}
+                 for p in work.people(s, org_id, active_only=False)}
     table = Table(title=f"open denial cases{f' of {role}' if role else ''}{f' of person {person}' if person else ''}")
     for col in ("case", "claim", "payer", "kind", "bucket", "reasons", "amount", "owner", "state", "work by",
                 "appeal by", "appeal deadline", "filing deadline"):
         table.add_column(col)
     for c, claim, payer in rows:
         reasons = ", ".join(f"{x['group']}-{x['code']}".strip("-") for x in c.reasons)
-        owner = c.owner_role + (f" #{c.owner_person_id}" if c.owner_person_id else "")
+        owner = c.owner_role + (f": {names.get(c.owner_person_id, c.owner_person_id)}" if c.owner_person_id else "")
         table.add_row(str(c.id), claim.external_id, payer.key, c.kind, f"{c.bucket} ({'hard' if c.hard else 'soft'})",
                       reasons, f"{c.amount_cents / 100:,.2f}", owner, c.state, str(c.work_by or "-"),
                       str(c.appeal_by or "-"), str(c.appeal_deadline or "-"), str(c.timely_filing_deadline or "-"))

@@ -9,26 +9,18 @@ import json
 import subprocess
 import sys
 from collections.abc import Collection
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import httpx
 
+from core.config import get_settings
 from core.credentials import Credentials
 from store import accounts as acct_repo
-from store import cases, repo
+from store import cases, playbooks, repo, work
 from store.models import Organization, Payer
 
 REPO = Path(__file__).resolve().parent.parent
-
-# Playbook defaults for the sandbox's fictional payers (days), by archetype. Real payers' figures, with
-# sources, live in shared/data/payers/payer_deadlines.csv and arrive with the denial-workflow issue.
-PLAYBOOK = {
-    "commercial": (180, 90, "portal"),
-    "clearinghouse": (180, 180, "portal"),
-    "medicaid": (90, 365, "mail"),
-}
-
 
 class SandboxProcess:
     def __init__(self, size: int = 500, seed: int = 7, profile: str = "off", accounts: int = 4,
@@ -62,14 +54,20 @@ def knows_claim_number(claim_id: str) -> bool:
     return hashlib.sha256(claim_id.encode()).digest()[0] < 180
 
 
-def ensure_payer(s, org, p: dict) -> Payer:
-    """The organization's row for a sandbox payer (ground-truth `payers` entry), with its playbook defaults."""
+def ensure_payer(s, org, p: dict, rows: dict | None = None) -> Payer:
+    """The organization's row for a sandbox payer (ground-truth `payers` entry), its playbook seeded from the
+    public row the sandbox payer stands for (`playbook_row`; store/playbooks.py)."""
     row = repo.payer_for(s, org.id, p["id"])
     if row is None:
-        appeal, tf, channel = PLAYBOOK[p["portal"]]
         row = Payer(org_id=org.id, key=p["id"], name=p["name"], portal_key=p["portal"],
-                    appeal_window_days=appeal, timely_filing_days=tf, appeal_channel=channel,
-                    typical_days_to_pay=p["typical_days_to_pay"], playbook_source="sandbox default for its archetype")
+                    typical_days_to_pay=p["typical_days_to_pay"])
+        ref = p.get("playbook_row")
+        if ref:
+            rows = rows if rows is not None else playbooks.load_rows(get_settings().resolved_payer_deadlines_csv())
+            public = rows.get((ref["payer"], ref["plan_type"]))
+            if public is None:
+                raise playbooks.PlaybookError(f"payer {p['id']}: no public row {ref['payer']} | {ref['plan_type']}")
+            playbooks.apply(row, public)
         s.add(row)
         s.flush()
     return row
@@ -83,7 +81,7 @@ def onboard(Session, vault, control: httpx.Client, urls: dict[str, str],
     accounts = control.get("/control/accounts").json()
     with Session() as s:
         orgs, claims = add_world(s, gt, only=only)
-        counts = {"claims": claims, "accounts": 0}
+        counts = {"claims": claims, "accounts": 0, "people": sum(add_team(s, org) for org in orgs.values())}
         # one portal account per organization and portal (one login per account)
         for portal in ("clearinghouse", "commercial", "medicaid"):
             mine = [a for a in accounts if a["portal"] == portal]
@@ -101,7 +99,8 @@ def add_world(s, gt: dict, *, only: Collection[str] | None = None,
     by sandbox id and how many claims were added."""
     orgs = {o["id"]: repo.get_or_create_org(s, o["id"], o["name"], o.get("time_zone")) for o in gt["organizations"]
             if org_ids is None or o["id"] in org_ids}
-    payers = {(org_key, p["id"]): ensure_payer(s, org, p) for org_key, org in orgs.items() for p in gt["payers"]}
+    rows = playbooks.load_rows(get_settings().resolved_payer_deadlines_csv())
+    payers = {(org_key, p["id"]): ensure_payer(s, org, p, rows) for org_key, org in orgs.items() for p in gt["payers"]}
     npi_org = {p["npi"]: p["org_id"] for p in gt["providers"]}
     for p in gt["providers"]:
         if p["org_id"] in orgs:
@@ -127,6 +126,23 @@ def add_world(s, gt: dict, *, only: Collection[str] | None = None,
                    for ln in c["lines"]])
         added += 1
     return orgs, added
+
+
+# A billing team per practice, as an administrator would enter it: each role that owns denial work, a
+# supervisor and a manager (store/workflow/routing.py routes cases to these roles, then to a person).
+TEAM = (("Front desk", ["front_desk"]), ("Scheduling", ["scheduler"]), ("Coding", ["coder"]),
+        ("Billing", ["biller"]), ("Billing 2", ["biller"]), ("Clinical review", ["clinician"]),
+        ("Credentialing", ["credentialing"]), ("Supervisor", ["supervisor", "biller"]), ("Manager", ["manager"]))
+
+
+def add_team(s, org: Organization) -> int:
+    """The practice's billing team (idempotent: nothing added when it has people)."""
+    if work.people(s, org.id):
+        return 0
+    at = datetime.now(UTC)
+    for name, roles in TEAM:
+        work.add_person(s, org, f"{org.name} {name}", roles, at=at)
+    return len(TEAM)
 
 
 def add_account(s, vault, org: Organization, a: dict, urls: dict[str, str]) -> None:

@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.credentials import Credentials
-from store import repo
+from store import events, repo
 from store.models import Claim, PortalAccount
 from store.vault import Vault
 
@@ -116,8 +116,8 @@ def record_run_health(s: Session, account_id: int, *, at: datetime, checked: int
     if drift is not None:
         reason, evidence_ref = drift
         acct.drift_at, acct.drift_reason, acct.drift_evidence_ref = at, reason[:2000], evidence_ref
-        repo.emit(s, acct.org_id, "portal.drift_detected", f"account:{acct.id}", {
-            "account_id": acct.id, "portal": acct.portal_key, "reason": reason[:500], "evidence_ref": evidence_ref})
+        events.emit(s, acct.org_id, events.PortalDriftDetected(account_id=acct.id, portal=acct.portal_key,
+                                                               reason=reason[:500], evidence_ref=evidence_ref))
     return acct
 
 

@@ -18,15 +18,13 @@ from sqlalchemy.orm import Session
 
 from core.claims import ClaimStatusResult
 from core.roles import Role
-from store import work
+from store import events, playbooks, work
 from store.models import Claim, Denial, DenialCase, Organization, Payer
 from store.workflow.categorize import Categorizer, Category, default_categorizer
 from store.workflow.clocks import (
     US_FEDERAL,
-    Anchor,
     BusinessCalendar,
     SlaPolicy,
-    Window,
     day_zero,
     work_clocks,
 )
@@ -79,7 +77,7 @@ def intake(s: Session, claim: Claim, r: ClaimStatusResult, seen: dict[tuple, dic
             case = _open(s, claim, r, kind, reasons, org, payer, categorizer, calendar, policy)
             opened.append(case.id)
         else:
-            _update(s, case, r, reasons)
+            _update(s, case, claim, r, reasons)
         for d in s.scalars(select(Denial).where(Denial.claim_id == claim.id, Denial.kind == kind,
                                                 Denial.case_id.is_(None))):
             d.case_id = case.id
@@ -118,13 +116,23 @@ def _open(s: Session, claim: Claim, r: ClaimStatusResult, kind: str, reasons: li
     s.flush()
     _history(s, case, r.observed_at, "created", None, kind, detail={"bucket": case.bucket, "source": case.category_source})
     _history(s, case, r.observed_at, "routed", None, role.value, detail={"bucket": case.bucket})
+    created = events.RejectionCreated if kind == "rejection" else events.DenialCreated
+    events.emit(s, case.org_id, created(
+        **work.case_ref(case, claim), bucket=case.bucket, severity="hard" if case.hard else "soft",
+        clinical=case.clinical, preventable=case.preventable, reasons=case.reasons, amount_cents=case.amount_cents,
+        owner_role=case.owner_role, detected_on=case.detected_on, denial_date=case.denial_date,
+        work_by=case.work_by, appeal_by=case.appeal_by, peer_to_peer_by=case.peer_to_peer_by,
+        appeal_deadline=case.appeal_deadline, timely_filing_deadline=case.timely_filing_deadline))
     person = work.pick_person(s, org, role.value, payer_id=payer.id, main_code=reasons[0].code)
     if person is not None:
-        work.assign(s, case, person, at=r.observed_at, actor=AGENT)
+        work.assign(s, case, person, at=r.observed_at, actor=AGENT, claim=claim)
+    else:
+        events.emit(s, case.org_id, events.DenialRouted(**work.case_ref(case, claim), owner_role=case.owner_role,
+                                                        owner_person_id=None, by=AGENT))
     return case
 
 
-def _update(s: Session, case: DenialCase, r: ClaimStatusResult, reasons: list[Reason]) -> None:
+def _update(s: Session, case: DenialCase, claim: Claim, r: ClaimStatusResult, reasons: list[Reason]) -> None:
     case.last_seen_at = r.observed_at
     now = [x.as_json() for x in reasons]
     if now != case.reasons:
@@ -133,6 +141,8 @@ def _update(s: Session, case: DenialCase, r: ClaimStatusResult, reasons: list[Re
         case.reasons = now
         case.amount_cents = sum(x.amount_cents for x in reasons)
         _history(s, case, r.observed_at, "reasons_changed", before[:64], after[:64])
+        events.emit(s, case.org_id, events.DenialReasonsChanged(**work.case_ref(case, claim), reasons=now,
+                                                                amount_cents=case.amount_cents))
 
 
 def _escalations(clocks) -> list[dict]:
@@ -148,18 +158,18 @@ def _escalations(clocks) -> list[dict]:
 
 
 def _hard_deadlines(kind: str, payer: Payer, claim: Claim, denial_date: date) -> tuple[date | None, date | None, str]:
-    """The payer's playbook windows: appeal from the denial notice (denials), timely filing from the first date
-    of service (a corrected claim or a resubmitted rejection must still be filed in time)."""
-    appeal = tf = None
-    parts = []
-    if kind == "denial" and payer.appeal_window_days:
-        appeal = Window(anchor=Anchor.NOTICE_DATE, days=payer.appeal_window_days).last_day(notice_date=denial_date)
-        parts.append(f"appeal {payer.appeal_window_days} days from the notice")
-    if payer.timely_filing_days:
-        tf = Window(anchor=Anchor.DATE_OF_SERVICE, days=payer.timely_filing_days).last_day(service_date=claim.dos_from)
-        parts.append(f"timely filing {payer.timely_filing_days} days from the date of service")
-    source = "; ".join(parts) + (f" ({payer.playbook_source})" if payer.playbook_source and parts else "")
-    return appeal, tf, source or "no payer deadline on file"
+    """The payer's playbook windows (store/playbooks.py): the appeal window for a denial (its notice: the
+    denial date), timely filing for both kinds (a corrected claim or a resubmitted rejection must still be
+    filed in time; the date of service is the claim's first)."""
+    appeal_w = playbooks.appeal_window(payer) if kind == "denial" else None
+    tf_w = playbooks.timely_filing_window(payer)
+    appeal = appeal_w.last_day(notice_date=denial_date, service_date=claim.dos_from) if appeal_w else None
+    tf = tf_w.last_day(notice_date=denial_date, service_date=claim.dos_from) if tf_w else None
+    parts = [p for p in (playbooks.describe(appeal_w, "appeal"), playbooks.describe(tf_w, "timely filing")) if p]
+    if not parts:
+        return None, None, "no payer deadline on file"
+    origin = f"{payer.playbook_row}: " if payer.playbook_row else ""
+    return appeal, tf, "; ".join(parts) + (f" ({origin}{payer.playbook_source})" if payer.playbook_source else "")
 
 
 def _history(s: Session, case: DenialCase, at: datetime, kind: str, before: str | None, after: str | None,
@@ -193,6 +203,7 @@ def intake_counts(s: Session) -> dict[str, int]:
         "rejection": sum(1 for c in cases if c.kind == "rejection"),
         "uncategorized": sum(1 for c in cases if not c.bucket or not c.category_source),
         "unrouted": sum(1 for c in cases if not c.owner_role),
+        "assigned": sum(1 for c in cases if c.owner_person_id is not None),
         "unclocked": sum(1 for c in cases if c.detected_on is None or (c.work_by is None and c.appeal_by is None)
                          or not c.escalations),
     }

@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from store import repo, work
+from store import events, work
 from store.models import DenialCase, Escalation
 from store.workflow.clocks import day_zero
 
@@ -56,8 +56,8 @@ def escalate_due(s: Session, *, now: datetime, urgent_within_days: int = 10,
                 if why.startswith("urgent") and case.urgent_since is None:
                     case.urgent_since = now
                 work.history(s, case, now, "escalated", case.owner_role, to, SYSTEM, {"step": step})
-                repo.emit(s, case.org_id, "denial.escalated", f"claim:{case.claim_id}",
-                          {"case_id": case.id, "step": step, "to_role": to, "due_on": on.isoformat()})
+                events.emit(s, case.org_id, events.DenialEscalated(**work.case_ref(case), step=step, to_role=to,
+                                                                   due_on=on))
                 done.append(Escalated(case.id, step, to, on))
     return done
 

@@ -65,10 +65,21 @@ class Payer(Base):
     key: Mapped[str] = mapped_column(String(32))
     name: Mapped[str] = mapped_column(String(200))
     portal_key: Mapped[str] = mapped_column(String(64))
+    # hard windows, in days OR months from their anchors (store/playbooks.py, DESIGN.md §5 "Counting")
     appeal_window_days: Mapped[int | None] = mapped_column(Integer)
+    appeal_window_months: Mapped[int | None] = mapped_column(Integer)
+    appeal_anchor: Mapped[str | None] = mapped_column(String(32))  # notice_date | date_of_service | ...
     timely_filing_days: Mapped[int | None] = mapped_column(Integer)
+    timely_filing_months: Mapped[int | None] = mapped_column(Integer)
+    tf_anchor: Mapped[str | None] = mapped_column(String(32))
+    receipt_presumption_days: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    rolls_to_business_day: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
     typical_days_to_pay: Mapped[int] = mapped_column(Integer, default=30)
+    # what an administrator fills (the public table has none of it)
     appeal_channel: Mapped[str | None] = mapped_column(String(32))  # portal | fax | mail
+    appeal_address: Mapped[str | None] = mapped_column(Text)
+    appeal_levels: Mapped[int | None] = mapped_column(Integer)
+    playbook_row: Mapped[str | None] = mapped_column(String(200))  # "payer | plan type" of the public row
     playbook_source: Mapped[str | None] = mapped_column(Text)
     notes: Mapped[str | None] = mapped_column(Text)
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -21,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from core import codes
 from core.claims import ClaimStatusResult
-from store import cases
+from store import cases, events
 from store.models import (
     Adjustment,
     AuditEntry,
@@ -32,7 +31,6 @@ from store.models import (
     Denial,
     Evidence,
     Organization,
-    OutboxEvent,
     Payer,
     PortalAccount,
     Provider,
@@ -67,13 +65,6 @@ def load_code_tables(s: Session) -> None:
         s.add_all(RarcCode(code=k, description=v["description"], status=v["status"])
                   for k, v in codes.rarc().items())
         s.add_all(StatusCategoryCode(code=k, description=v) for k, v in codes.status_categories().items())
-
-
-def emit(s: Session, org_id: int, event_type: str, aggregate_key: str, payload: dict) -> OutboxEvent:
-    ev = OutboxEvent(event_id=f"evt_{uuid.uuid4().hex}", org_id=org_id, event_type=event_type,
-                     aggregate_key=aggregate_key, payload=payload, created_at=utcnow())
-    s.add(ev)
-    return ev
 
 
 def claims_due(s: Session, *, now: datetime, org_id: int | None = None, payer_ids: list[int] | None = None,
@@ -153,15 +144,14 @@ def record_result(s: Session, claim: Claim, r: ClaimStatusResult, *, account_id:
     s.add(obs)
     s.flush()
     out = RecordOutcome(observation_id=obs.id, changed=changed)
-    key = f"claim:{claim.id}"
 
     if (claim.status_category, claim.status_code) != (r.status_category, r.status_code):
         s.add(StatusTransition(org_id=claim.org_id, claim_id=claim.id, observation_id=obs.id,
                                from_category=claim.status_category, from_code=claim.status_code,
                                to_category=r.status_category, to_code=r.status_code, at=r.observed_at))
-        emit(s, claim.org_id, "claim.status_changed", key, {
-            "claim": claim.external_id, "from": claim.status_category, "to": r.status_category,
-            "status_code": r.status_code, "observed_at": r.observed_at.isoformat()})
+        events.emit(s, claim.org_id, events.ClaimStatusChanged(
+            claim_id=claim.id, claim=claim.external_id, from_category=claim.status_category,
+            to_category=r.status_category, status_code=r.status_code, observed_at=r.observed_at))
         out.transition = (claim.status_category, r.status_category)
 
     claim.status_category, claim.status_code = r.status_category, r.status_code
@@ -198,9 +188,6 @@ def record_result(s: Session, claim: Claim, r: ClaimStatusResult, *, account_id:
             s.add(d)
             s.flush()
             out.new_denials.append(d.id)
-            emit(s, claim.org_id, f"{k[1]}.created", key, {
-                "claim": claim.external_id, "denial_id": d.id, "line": k[0], "group": k[2], "reason": k[3],
-                "rarcs": info["rarcs"], "amount": str(Decimal(info["amount"]) / 100)})
         else:
             d.last_seen_at = r.observed_at
             d.amount_cents = info["amount"]
@@ -209,8 +196,7 @@ def record_result(s: Session, claim: Claim, r: ClaimStatusResult, *, account_id:
     for k, d in existing.items():
         if k not in seen and d.open:
             d.open, d.closed_at = False, r.observed_at
-            out.resolved_denials.append(d.id)
-            emit(s, claim.org_id, f"{d.kind}.resolved", key, {"claim": claim.external_id, "denial_id": d.id})
+            out.resolved_denials.append(d.id)  # the reason is gone from the read; its case stays (store/cases.py)
     s.flush()
     out.new_cases = cases.intake(s, claim, r, seen)
     return out

@@ -10,7 +10,8 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from store.models import Appeal, CaseEvent, DenialCase, Organization, Person
+from store import events
+from store.models import Appeal, CaseEvent, Claim, DenialCase, Organization, Person
 from store.workflow.routing import RoutingError, parse_role
 from store.workflow.states import OUTCOMES, IllegalTransition, State, check_move
 
@@ -20,6 +21,18 @@ APPEAL_CHANNELS = ("portal", "fax", "mail")
 
 class WorkError(ValueError):
     """A request the workflow refuses; the message names the field (and both states for a move)."""
+
+
+def case_ref(case: DenialCase, claim: Claim | None = None) -> dict:
+    """The fields every case event carries (the claim is the PMS's own id: no PHI)."""
+    return {"case_id": case.id, "claim_id": case.claim_id, "kind": case.kind,
+            "claim": (claim or case_claim(case)).external_id}
+
+
+def case_claim(case: DenialCase) -> Claim:
+    from sqlalchemy.orm import object_session
+
+    return object_session(case).get(Claim, case.claim_id)
 
 
 def history(s: Session, case: DenialCase, at: datetime, kind: str, before: str | None, after: str | None,
@@ -44,6 +57,13 @@ def add_person(s: Session, org: Organization, name: str, roles: list[str], *, at
     return p
 
 
+def people(s: Session, org_id: int, *, role: str | None = None, active_only: bool = True) -> list[Person]:
+    q = select(Person).where(Person.org_id == org_id).order_by(Person.id)
+    if active_only:
+        q = q.where(Person.active.is_(True))
+    return [p for p in s.scalars(q) if role is None or role in p.roles]
+
+
 def set_routing(org: Organization, routing: dict[str, str], strategy: str | None = None) -> None:
     """An organization's bucket -> role table (over the defaults) and how a person of the role is chosen."""
     from store.workflow.categorize import Bucket
@@ -65,9 +85,8 @@ def set_routing(org: Organization, routing: dict[str, str], strategy: str | None
 def pick_person(s: Session, org: Organization, role: str, *, payer_id: int, main_code: str | None) -> Person | None:
     """Who of `role` gets a new case: the one with the least open work (then the lowest id), or, with the
     `same_payer_carc` strategy, whoever was given the same payer + reason last (if still active in the role)."""
-    people = [p for p in s.scalars(select(Person).where(Person.org_id == org.id, Person.active.is_(True))
-                                   .order_by(Person.id)) if role in p.roles]
-    if not people:
+    team = people(s, org.id, role=role)
+    if not team:
         return None
     if org.routing_strategy == "same_payer_carc" and main_code:
         from store.models import Claim
@@ -76,17 +95,18 @@ def pick_person(s: Session, org: Organization, role: str, *, payer_id: int, main
                            .where(DenialCase.org_id == org.id, Claim.payer_id == payer_id,
                                   DenialCase.owner_person_id.is_not(None))
                            .order_by(DenialCase.detected_at.desc(), DenialCase.id.desc()).limit(50))
-        ids = {p.id for p in people}
+        ids = {p.id for p in team}
         for c in recent:
             if c.reasons and c.reasons[0]["code"] == main_code and c.owner_person_id in ids:
-                return next(p for p in people if p.id == c.owner_person_id)
+                return next(p for p in team if p.id == c.owner_person_id)
     load = dict(s.execute(select(DenialCase.owner_person_id, func.count()).where(
-        DenialCase.owner_person_id.in_([p.id for p in people]), DenialCase.resolved_at.is_(None))
+        DenialCase.owner_person_id.in_([p.id for p in team]), DenialCase.resolved_at.is_(None))
         .group_by(DenialCase.owner_person_id)).all())
-    return min(people, key=lambda p: (load.get(p.id, 0), p.id))
+    return min(team, key=lambda p: (load.get(p.id, 0), p.id))
 
 
-def assign(s: Session, case: DenialCase, person: Person, *, at: datetime, actor: str) -> None:
+def assign(s: Session, case: DenialCase, person: Person, *, at: datetime, actor: str,
+           claim: Claim | None = None) -> None:
     """Give the case to a person who holds its owner role (a reassignment too); kept in the history."""
     if person.org_id != case.org_id:
         raise WorkError("person: not of the case's organization")
@@ -101,6 +121,8 @@ def assign(s: Session, case: DenialCase, person: Person, *, at: datetime, actor:
     before = case.owner_person_id
     case.owner_person_id = person.id
     history(s, case, at, "assigned", None if before is None else str(before), str(person.id), actor)
+    events.emit(s, case.org_id, events.DenialRouted(**case_ref(case, claim), owner_role=case.owner_role,
+                                                    owner_person_id=person.id, by=actor))
 
 
 def reroute(s: Session, case: DenialCase, role: str, *, at: datetime, actor: str) -> None:
@@ -112,6 +134,8 @@ def reroute(s: Session, case: DenialCase, role: str, *, at: datetime, actor: str
     before = case.owner_role
     case.owner_role, case.owner_person_id = new, None
     history(s, case, at, "routed", before, new, actor)
+    events.emit(s, case.org_id, events.DenialRouted(**case_ref(case), owner_role=new, owner_person_id=None,
+                                                    by=actor))
 
 
 # ---------------------------------------------------------------------- states
@@ -126,6 +150,9 @@ def _move(s: Session, case: DenialCase, target: State, *, at: datetime, actor: s
     if to in (State.WON, State.PARTIALLY_WON, State.WRITTEN_OFF):
         case.resolved_at, case.resolution, case.resolution_note = at, reason or to.value, note
     history(s, case, at, "state", before, to.value, actor, {"reason": reason} if reason else None)
+    if case.resolved_at is not None:
+        events.emit(s, case.org_id, events.DenialResolved(**case_ref(case), state=case.state,
+                                                          resolution=case.resolution, by=actor))
 
 
 def move(s: Session, case: DenialCase, target: str, *, at: datetime, actor: str, reason: str | None = None,

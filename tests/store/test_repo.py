@@ -79,7 +79,8 @@ def test_recheck_unchanged_adds_observation_not_denial(db):
         assert repo.as_utc(d.last_seen_at) == t0 + timedelta(days=1)
         assert c.finalized and c.next_check_at is None and c.payer_claim_number == "X1"
         types = [e.event_type for e in s.scalars(select(OutboxEvent).order_by(OutboxEvent.id))]
-        assert types == ["claim.status_changed", "denial.created"]
+        # the status change, then the one case (store/cases.py) opened and routed to its role's queue
+        assert types == ["claim.status_changed", "denial.created", "denial.routed"]
 
 
 def test_overturn_is_a_transition_and_resolves_the_denial(db):

@@ -1,5 +1,6 @@
 """the denial workflow: denial cases (category, owner, clocks, history), people, appeals, escalations;
-organizations' time zone and routing
+payers' playbooks (windows in days or months, anchors, presumption, roll-forward); organizations' time
+zone and routing
 
 Revision ID: 0006
 Revises: 0005
@@ -117,6 +118,16 @@ def upgrade() -> None:
         batch.add_column(sa.Column('case_id', sa.Integer(), nullable=True))
         batch.create_index(batch.f('ix_denials_case_id'), ['case_id'], unique=False)
         batch.create_foreign_key('fk_denials_case_id', 'denial_cases', ['case_id'], ['id'])
+    with op.batch_alter_table('payers') as batch:
+        batch.add_column(sa.Column('appeal_window_months', sa.Integer(), nullable=True))
+        batch.add_column(sa.Column('appeal_anchor', sa.String(length=32), nullable=True))
+        batch.add_column(sa.Column('timely_filing_months', sa.Integer(), nullable=True))
+        batch.add_column(sa.Column('tf_anchor', sa.String(length=32), nullable=True))
+        batch.add_column(sa.Column('receipt_presumption_days', sa.Integer(), server_default='0', nullable=False))
+        batch.add_column(sa.Column('rolls_to_business_day', sa.Boolean(), server_default='0', nullable=False))
+        batch.add_column(sa.Column('appeal_address', sa.Text(), nullable=True))
+        batch.add_column(sa.Column('appeal_levels', sa.Integer(), nullable=True))
+        batch.add_column(sa.Column('playbook_row', sa.String(length=200), nullable=True))
     with op.batch_alter_table('organizations') as batch:
         batch.add_column(sa.Column('time_zone', sa.String(length=64), server_default='America/New_York',
                                    nullable=False))
@@ -126,6 +137,11 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('payers') as batch:
+        for column in ('playbook_row', 'appeal_levels', 'appeal_address', 'rolls_to_business_day',
+                       'receipt_presumption_days', 'tf_anchor', 'timely_filing_months', 'appeal_anchor',
+                       'appeal_window_months'):
+            batch.drop_column(column)
     with op.batch_alter_table('organizations') as batch:
         batch.drop_column('routing_strategy')
         batch.drop_column('routing')
