@@ -123,7 +123,7 @@ def demo(
         cmp = compare_with_truth(rt.Session, sb.control)
         ok = cmp["carc_sets_match"] and cmp["status_matches"] == cmp["checked"] and cmp["case_claims_match"]
         n = cmp["cases"]
-        ok = ok and not (n["uncategorized"] or n["unrouted"] or n["unclocked"])
+        ok = ok and cmp["by_payer_carc_match"] and not (n["uncategorized"] or n["unrouted"] or n["unclocked"])
         console.print(f"ground truth: {cmp['status_matches']}/{cmp['checked']} statuses match (category, and "
                       f"the code where the page shows one; {cmp['statuses_without_code']} without a code: the "
                       f"page shows none); denied claims "
@@ -133,7 +133,9 @@ def demo(
                       f"{n['assigned']} assigned to a person; "
                       f"{n['uncategorized']} uncategorized, {n['unrouted']} unrouted, {n['unclocked']} without "
                       f"clocks; one denial case per denied claim of the ground truth: "
-                      f"{'yes' if cmp['case_claims_match'] else 'NO'}  (portal-agent denials)")
+                      f"{'yes' if cmp['case_claims_match'] else 'NO'}; by payer and CARC "
+                      f"{'match' if cmp['by_payer_carc_match'] else 'DIFFER'} the ground truth "
+                      f"({', '.join(f'{k} {v}' for k, v in cmp['by_payer_carc'].items())})  (portal-agent denials --demo)")
         writes = sb.control.get("/control/writes").json()
         console.print(f"read-only: the portals received {len(writes)} state-changing requests beyond login, MFA "
                       f"and search; the guard blocked {summary.counts.get('blocked_actions', 0)}; evidence kept "

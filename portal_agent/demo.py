@@ -8,6 +8,7 @@ import hashlib
 import json
 import subprocess
 import sys
+from collections import Counter
 from collections.abc import Collection
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -159,7 +160,11 @@ def compare_with_truth(Session, control: httpx.Client) -> dict:
     with Session() as s:
         claims = {c.external_id: c for c in repo.all_claims(s)}
         denials = repo.open_denials(s, kind="denial")
-        case_claims = {c.claim_id for c, _, _ in cases.open_cases(s) if c.kind == "denial"}
+        open_cases = [(c, claim, payer) for c, claim, payer in cases.open_cases(s) if c.kind == "denial"]
+        case_claims = {c.claim_id for c, _, _ in open_cases}
+        # denials by payer and CARC, from the cases (a claim's CARC counted once)
+        by_payer_carc = Counter((payer.key, code) for c, _, payer in open_cases
+                                for code in {x["code"] for x in c.reasons})
         counts = cases.intake_counts(s)
     by_id = {c.id: c.external_id for c in claims.values()}
     checked = [k for k, c in claims.items() if c.status_category]
@@ -184,4 +189,7 @@ def compare_with_truth(Session, control: httpx.Client) -> dict:
         # denial cases: one per denied claim, each categorized, routed and clocked on arrival
         "cases": counts,
         "case_claims_match": {by_id[i] for i in case_claims} == set(truth_checked),
+        "by_payer_carc": dict(sorted((f"{p}/{code}", n) for (p, code), n in by_payer_carc.items())),
+        "by_payer_carc_match": by_payer_carc == Counter((gt[k]["payer_id"], code) for k, v in truth_checked.items()
+                                                        for code in v),
     }

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from core.claims import ClaimStatusResult
 from core.roles import Role
 from store import events, playbooks, work
-from store.models import Claim, Denial, DenialCase, Organization, Payer
+from store.models import CategoryOverride, Claim, Denial, DenialCase, Organization, Payer
 from store.workflow.categorize import Categorizer, Category, default_categorizer
 from store.workflow.clocks import (
     US_FEDERAL,
@@ -66,8 +66,8 @@ def intake(s: Session, claim: Claim, r: ClaimStatusResult, seen: dict[tuple, dic
     by_kind = reasons_of(seen)
     if not by_kind:
         return []
-    categorizer = categorizer or default_categorizer()
     org = s.get(Organization, claim.org_id)
+    categorizer = categorizer or categorizer_for(s, org)
     payer = s.get(Payer, claim.payer_id)
     opened: list[int] = []
     for kind, reasons in by_kind.items():
@@ -82,6 +82,35 @@ def intake(s: Session, claim: Claim, r: ClaimStatusResult, seen: dict[tuple, dic
                                                 Denial.case_id.is_(None))):
             d.case_id = case.id
     return opened
+
+
+def categorizer_for(s: Session, org: Organization) -> Categorizer:
+    """The default table with the organization's own rules over it (category_overrides)."""
+    rows = s.scalars(select(CategoryOverride).where(CategoryOverride.org_id == org.id)
+                     .order_by(CategoryOverride.id)).all()
+    if not rows:
+        return default_categorizer()
+    return Categorizer([override_row(org, r) for r in rows])
+
+
+def override_row(org: Organization, r: CategoryOverride) -> dict[str, str]:
+    scope = f"org:{org.external_id}" + (f":payer:{r.payer_key}" if r.payer_key else "")
+    return {"scope": scope, "carc": r.carc, "group": r.group_code, "rarc": r.rarc, "bucket": r.bucket,
+            "severity": r.severity, "nature": r.nature, "preventable": "yes" if r.preventable else "no",
+            "normal": "yes" if r.normal else "no", "deactivated": "", "note": r.note or ""}
+
+
+def add_override(s: Session, org: Organization, *, carc: str, bucket: str, severity: str, nature: str,
+                 preventable: bool, normal: bool = False, group: str = "", rarc: str = "", payer_key: str = "",
+                 note: str | None = None) -> CategoryOverride:
+    """An organization's own rule for a CARC (checked like a table row: a bad field is a TableError naming it)."""
+    row = CategoryOverride(org_id=org.id, payer_key=payer_key, carc=carc, group_code=group, rarc=rarc,
+                           bucket=bucket, severity=severity, nature=nature, preventable=preventable, normal=normal,
+                           note=note)
+    Categorizer([override_row(org, row)])  # validates
+    s.add(row)
+    s.flush()
+    return row
 
 
 def _category(kind: str, reasons: list[Reason], r: ClaimStatusResult, categorizer: Categorizer,

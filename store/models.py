@@ -316,6 +316,26 @@ class Appeal(Base):
     filed_by: Mapped[str] = mapped_column(String(64))
 
 
+class CategoryOverride(Base):
+    """An organization's own categorization of a CARC (for one payer, or all): a row of
+    store/workflow/data/carc_categories.csv's shape that wins over the default table."""
+
+    __tablename__ = "category_overrides"
+    __table_args__ = (UniqueConstraint("org_id", "payer_key", "carc", "group_code", "rarc"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organizations.id"), index=True)
+    payer_key: Mapped[str] = mapped_column(String(32), default="")  # "" = every payer of the organization
+    carc: Mapped[str] = mapped_column(String(8))
+    group_code: Mapped[str] = mapped_column(String(2), default="")
+    rarc: Mapped[str] = mapped_column(String(8), default="")
+    bucket: Mapped[str] = mapped_column(String(32))
+    severity: Mapped[str] = mapped_column(String(8))
+    nature: Mapped[str] = mapped_column(String(16))
+    preventable: Mapped[bool] = mapped_column(Boolean)
+    normal: Mapped[bool] = mapped_column(Boolean, default=False)
+    note: Mapped[str | None] = mapped_column(Text)
+
+
 class Escalation(Base):
     """An escalation that happened: one row per case and step, so that it happens exactly once (a unique
     key, whatever runs overlap or restart)."""

@@ -7,9 +7,9 @@ adjudication (CO-45, PR-1/2/3, OA-23, CO-253, ...), and RARC refinements (CO-16 
 RARC is documentation; with a patient-field RARC, demographic). Where it disagrees with the real facility's
 categories (shared/data/codes/reference_carc_denial_category.csv) its `note` says why.
 
-Overrides come as rows of the same shape with a scope (`payer:<payer key>` or `org:<organization id>`, the
-organization's over the payer's over the defaults); the most specific row wins: group + CARC + RARC, then
-CARC + RARC, then group + CARC, then CARC. Pure: no I/O beyond reading the packaged table.
+Overrides come as rows of the same shape with a scope: `org:<id>:payer:<key>` (an organization's rule for
+one payer) over `org:<id>` (its rule for every payer) over `payer:<key>` over the defaults; within a scope
+the most specific row wins: group + CARC + RARC, then CARC + RARC, then group + CARC, then CARC. Pure: no I/O beyond reading the packaged table.
 """
 
 from __future__ import annotations
@@ -132,8 +132,11 @@ class Categorizer:
             self._by_key[("default", r.carc, r.group, r.rarc)] = r.category
         for i, raw in enumerate(overrides, start=1):
             scope = (raw.get("scope") or "").strip()
-            if not (scope.startswith("payer:") or scope.startswith("org:")) or scope.endswith(":"):
-                raise TableError(f"override {i}: 'scope' must be payer:<key> or org:<id>, not {scope!r}")
+            parts = scope.split(":")
+            if not ((len(parts) == 2 and parts[0] in ("payer", "org")) or (
+                    len(parts) == 4 and parts[0] == "org" and parts[2] == "payer")) or not all(parts):
+                raise TableError(f"override {i}: 'scope' must be payer:<key>, org:<id> or org:<id>:payer:<key>, "
+                                 f"not {scope!r}")
             r = _parse(raw, f"override {i}", scope)
             self._by_key[(scope, r.carc, r.group, r.rarc)] = r.category
 
@@ -151,7 +154,8 @@ class Categorizer:
         list is a TableError (the adapters refuse such codes before they get here)."""
         if carc not in carc_codes():
             raise TableError(f"CARC {carc!r} is not in the code list")
-        scopes = [s for s in (f"org:{org}" if org else None, f"payer:{payer}" if payer else None, "default") if s]
+        scopes = [s for s in (f"org:{org}:payer:{payer}" if org and payer else None, f"org:{org}" if org else None,
+                              f"payer:{payer}" if payer else None, "default") if s]
         keys = [*((carc, group, r) for r in rarcs), *((carc, "", r) for r in rarcs), (carc, group, ""),
                 (carc, "", "")]
         found = self._lookup(scopes, keys)

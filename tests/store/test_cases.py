@@ -123,3 +123,24 @@ def test_normal_adjudication_opens_no_case(Session):
                               raw_label="Paid")
         assert repo.record_result(s, c, r).new_cases == []
         assert s.scalars(select(DenialCase)).all() == []
+
+
+def test_an_organizations_own_rule_categorizes_its_cases(Session):
+    from store import cases
+    from store.workflow.categorize import TableError
+
+    with Session() as s:
+        c = _claim(s, zone="America/New_York")
+        org = s.get(cases.Organization, c.org_id)
+        # this practice works CO-197 for NSH as documentation (its payer's policy), everything else as shipped
+        cases.add_override(s, org, carc="197", payer_key="NSH", bucket="documentation", severity="soft",
+                           nature="clinical", preventable=True, note="NSH accepts retro auth with notes")
+        cases.add_override(s, org, carc="197", bucket="coding", severity="soft", nature="administrative",
+                           preventable=True)
+        with pytest.raises(TableError, match="'severity'"):
+            cases.add_override(s, org, carc="50", bucket="coding", severity="medium", nature="clinical",
+                               preventable=True)
+        out = repo.record_result(s, c, _denial(datetime(2026, 12, 7, 15, tzinfo=UTC), "CO", "197", ["N54"]))
+        case = s.get(DenialCase, out.new_cases[0])
+        assert (case.bucket, case.hard, case.owner_role) == ("documentation", False, "coder")
+        assert case.category_source == "org:ORG1:payer:NSH:197"

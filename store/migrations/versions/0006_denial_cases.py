@@ -27,6 +27,24 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id')
     )
     op.create_index(op.f('ix_people_org_id'), 'people', ['org_id'], unique=False)
+    op.create_table('category_overrides',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('org_id', sa.Integer(), nullable=False),
+    sa.Column('payer_key', sa.String(length=32), nullable=False),
+    sa.Column('carc', sa.String(length=8), nullable=False),
+    sa.Column('group_code', sa.String(length=2), nullable=False),
+    sa.Column('rarc', sa.String(length=8), nullable=False),
+    sa.Column('bucket', sa.String(length=32), nullable=False),
+    sa.Column('severity', sa.String(length=8), nullable=False),
+    sa.Column('nature', sa.String(length=16), nullable=False),
+    sa.Column('preventable', sa.Boolean(), nullable=False),
+    sa.Column('normal', sa.Boolean(), nullable=False),
+    sa.Column('note', sa.Text(), nullable=True),
+    sa.ForeignKeyConstraint(['org_id'], ['organizations.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('org_id', 'payer_key', 'carc', 'group_code', 'rarc')
+    )
+    op.create_index(op.f('ix_category_overrides_org_id'), 'category_overrides', ['org_id'], unique=False)
     op.create_table('denial_cases',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('org_id', sa.Integer(), nullable=False),
@@ -156,5 +174,7 @@ def downgrade() -> None:
     op.drop_index('ix_denial_cases_work', table_name='denial_cases')
     op.drop_index('ix_denial_cases_claim_id', table_name='denial_cases')
     op.drop_table('denial_cases')
+    op.drop_index('ix_category_overrides_org_id', table_name='category_overrides')
+    op.drop_table('category_overrides')
     op.drop_index('ix_people_org_id', table_name='people')
     op.drop_table('people')
