@@ -272,15 +272,19 @@ def denials(
         names = {p.id: p.name for org_id in {c.org_id for c, _, _ in rows}
                  for p in work.people(s, org_id, active_only=False)}
     table = Table(title=f"open denial cases{f' of {role}' if role else ''}{f' of person {person}' if person else ''}")
-    for col in ("case", "claim", "payer", "kind", "bucket", "reasons", "amount", "owner", "state", "work by",
-                "appeal by", "appeal deadline", "filing deadline"):
-        table.add_column(col)
+    for col in ("claim", "payer", "kind", "bucket", "reasons", "amount", "owner", "state", "SLA due",
+                "payer deadline"):
+        table.add_column(col, overflow="fold", no_wrap=col in ("claim", "SLA due", "payer deadline"))
     for c, claim, payer in rows:
         reasons = ", ".join(f"{x['group']}-{x['code']}".strip("-") for x in c.reasons)
         owner = c.owner_role + (f": {names.get(c.owner_person_id, c.owner_person_id)}" if c.owner_person_id else "")
-        table.add_row(str(c.id), claim.external_id, payer.key, c.kind, f"{c.bucket} ({'hard' if c.hard else 'soft'})",
-                      reasons, f"{c.amount_cents / 100:,.2f}", owner, c.state, str(c.work_by or "-"),
-                      str(c.appeal_by or "-"), str(c.appeal_deadline or "-"), str(c.timely_filing_deadline or "-"))
+        sla = " ".join(f"{what} {d}" for what, d in (("work", c.work_by), ("appeal", c.appeal_by),
+                                                     ("p2p", c.peer_to_peer_by)) if d)
+        deadline = " ".join(f"{what} {d}" for what, d in (("appeal", c.appeal_deadline),
+                                                          ("filing", c.timely_filing_deadline)) if d)
+        table.add_row(claim.external_id, payer.key, c.kind, f"{c.bucket} ({'hard' if c.hard else 'soft'})", reasons,
+                      f"{c.amount_cents / 100:,.2f}", owner, c.state + (" URGENT" if c.urgent_since else ""),
+                      sla or "-", deadline or "-")
     console.print(table)
     console.print(f"{len(rows)} open cases")
     asyncio.run(rt.aclose())

@@ -70,17 +70,23 @@ def intake(s: Session, claim: Claim, r: ClaimStatusResult, seen: dict[tuple, dic
     categorizer = categorizer or categorizer_for(s, org)
     payer = s.get(Payer, claim.payer_id)
     opened: list[int] = []
-    for kind, reasons in by_kind.items():
-        case = s.scalar(select(DenialCase).where(DenialCase.claim_id == claim.id, DenialCase.kind == kind,
-                                                 DenialCase.line_key == 0))
-        if case is None:
-            case = _open(s, claim, r, kind, reasons, org, payer, categorizer, calendar, policy)
-            opened.append(case.id)
-        else:
-            _update(s, case, claim, r, reasons)
-        for d in s.scalars(select(Denial).where(Denial.claim_id == claim.id, Denial.kind == kind,
-                                                Denial.case_id.is_(None))):
-            d.case_id = case.id
+    for kind, all_reasons in by_kind.items():
+        # one case per claim, or per denied line where the organization works lines apart
+        per_line = org.cases_per_line and kind == "denial"
+        groups: dict[int, list[Reason]] = {}
+        for x in all_reasons:
+            groups.setdefault(x.line if per_line else 0, []).append(x)
+        for line_key, reasons in sorted(groups.items()):
+            case = s.scalar(select(DenialCase).where(DenialCase.claim_id == claim.id, DenialCase.kind == kind,
+                                                     DenialCase.line_key == line_key))
+            if case is None:
+                case = _open(s, claim, r, kind, reasons, org, payer, categorizer, calendar, policy, line_key)
+                opened.append(case.id)
+            else:
+                _update(s, case, claim, r, reasons)
+            q = select(Denial).where(Denial.claim_id == claim.id, Denial.kind == kind, Denial.case_id.is_(None))
+            for d in s.scalars(q.where(Denial.line_key == line_key) if line_key else q):
+                d.case_id = case.id
     return opened
 
 
@@ -122,7 +128,8 @@ def _category(kind: str, reasons: list[Reason], r: ClaimStatusResult, categorize
 
 
 def _open(s: Session, claim: Claim, r: ClaimStatusResult, kind: str, reasons: list[Reason], org: Organization,
-          payer: Payer, categorizer: Categorizer, calendar: BusinessCalendar, policy: SlaPolicy) -> DenialCase:
+          payer: Payer, categorizer: Categorizer, calendar: BusinessCalendar, policy: SlaPolicy,
+          line_key: int = 0) -> DenialCase:
     category = _category(kind, reasons, r, categorizer, org, payer)
     detected = day_zero(r.observed_at, org.time_zone)
     # the payer's decision/notice date where the page shows one (the remittance date), else detection
@@ -133,7 +140,7 @@ def _open(s: Session, claim: Claim, r: ClaimStatusResult, kind: str, reasons: li
     appeal_deadline, tf_deadline, source = _hard_deadlines(kind, payer, claim, denial_date)
     role = owner_role(category.bucket, org.routing)
     case = DenialCase(
-        org_id=claim.org_id, claim_id=claim.id, kind=kind, line_key=0, state="new",
+        org_id=claim.org_id, claim_id=claim.id, kind=kind, line_key=line_key, state="new",
         bucket=category.bucket.value, hard=hard, clinical=category.clinical, preventable=category.preventable,
         category_source=category.source, reasons=[x.as_json() for x in reasons],
         amount_cents=sum(x.amount_cents for x in reasons), time_zone=org.time_zone, detected_at=r.observed_at,

@@ -41,6 +41,8 @@ class Organization(Base):
     # denial routing: {bucket: role} over store/workflow/routing.py's defaults; who of the role gets a case
     routing: Mapped[dict] = mapped_column(JSON, default=dict, server_default="{}")
     routing_strategy: Mapped[str] = mapped_column(String(32), default="least_open", server_default="least_open")
+    # denials worked line by line (a case per denied service line) rather than one case per claim
+    cases_per_line: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
 
 
 class Person(Base):

@@ -78,10 +78,6 @@ _API = r"^https?://[^/?#]+/api/"
 _QUERY = r"(?:\?[^#]*)?$"
 
 
-def _page_state(session: Any) -> dict:
-    return session.page_state()
-
-
 @register
 class CommercialAdapter:
     """Northstar Health provider portal: claim status through the Claims & Payments > Claim Status screen."""

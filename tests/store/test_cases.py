@@ -144,3 +144,24 @@ def test_an_organizations_own_rule_categorizes_its_cases(Session):
         case = s.get(DenialCase, out.new_cases[0])
         assert (case.bucket, case.hard, case.owner_role) == ("documentation", False, "coder")
         assert case.category_source == "org:ORG1:payer:NSH:197"
+
+
+def test_a_practice_that_works_lines_apart_gets_a_case_per_denied_line(Session):
+    with Session() as s:
+        c = _claim(s)
+        s.get(repo.Organization, c.org_id).cases_per_line = True
+        lines = [LineResult(line_no=n, cpt="73721", billed=Decimal("750"), allowed=Decimal("0"), paid=Decimal("0"),
+                            adjustments=[LineAdjustment(group="CO", carc=carc, amount=Decimal("750"))], rarcs=rarcs)
+                 for n, carc, rarcs in ((1, "197", ["N54"]), (2, "16", ["N382"]))]
+        r = ClaimStatusResult(claim_ref="PCN-1", portal_key="commercial", observed_at=datetime(2026, 12, 7, 15, tzinfo=UTC),
+                              status_category="F2", billed=Decimal("1500"), paid=Decimal("0"), lines=lines,
+                              raw_label="Denied")
+        out = repo.record_result(s, c, r)
+        cases = [s.get(DenialCase, i) for i in out.new_cases]
+        assert [(x.line_key, x.bucket, x.owner_role) for x in cases] == [(1, "authorization", "scheduler"),
+                                                                         (2, "demographic", "front_desk")]
+        assert {d.line_key: d.case_id for d in s.scalars(select(Denial))} == {1: cases[0].id, 2: cases[1].id}
+        # line 2 is corrected and paid on the next read: its case stays (the work decides), line 1's updates
+        again = repo.record_result(s, c, r.model_copy(update={"lines": lines[:1],
+                                                            "observed_at": datetime(2026, 12, 9, tzinfo=UTC)}))
+        assert again.new_cases == [] and len(s.scalars(select(DenialCase)).all()) == 2
