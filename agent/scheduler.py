@@ -19,6 +19,11 @@ JOB_REF = "portal_agent.jobs:scheduled_sweep"
 # the denial escalation job (store/escalations.py), every few minutes: each escalation happens once
 ESCALATE_REF = "portal_agent.jobs:escalate"
 ESCALATE_ID = "escalate:denials"
+# the daily priority refresh of open denial cases (deadlines come closer each day: store/queue.py)
+RESCORE_REF = "portal_agent.jobs:rescore"
+RESCORE_ID = "rescore:denials"
+RESCORE_CRON = "30 5 * * *"  # 05:30 UTC: after midnight in every US zone
+FIXED_JOBS = (ESCALATE_ID, RESCORE_ID)
 
 
 def build_scheduler(database_url: str, schedules: dict[str, str], misfire_grace_s: int = 3600, *,
@@ -38,12 +43,14 @@ def build_scheduler(database_url: str, schedules: dict[str, str], misfire_grace_
     if escalate_every_minutes:
         sched.add_job(ESCALATE_REF, IntervalTrigger(minutes=escalate_every_minutes, timezone="UTC"),
                       id=ESCALATE_ID, replace_existing=True)
+        sched.add_job(RESCORE_REF, CronTrigger.from_crontab(RESCORE_CRON, timezone="UTC"), id=RESCORE_ID,
+                      replace_existing=True)
     return sched
 
 
 def drop_unlisted(sched: AsyncIOScheduler, schedules: dict[str, str]) -> list[str]:
     """After start: remove persisted jobs whose schedule was taken out of the settings."""
-    gone = [j.id for j in sched.get_jobs() if j.id not in schedules and j.id != ESCALATE_ID]
+    gone = [j.id for j in sched.get_jobs() if j.id not in schedules and j.id not in FIXED_JOBS]
     for job_id in gone:
         sched.remove_job(job_id)
     return gone

@@ -84,6 +84,26 @@ def _denials_table(Session) -> Table:
     return t
 
 
+def _queue_top(Session, n: int = 5) -> Table:
+    """The highest-priority open cases across the organizations' work queues (what billers open first)."""
+    from store import queue, repo
+
+    table = Table(title=f"work queue: the top {n} cases to work next")
+    for col in ("org", "priority", "claim", "payer", "bucket", "reasons", "amount", "owner", "payer deadline"):
+        table.add_column(col)
+    with Session() as s:
+        orgs = sorted(repo.orgs_by_id(s).values(), key=lambda o: o.external_id)
+        rows = [(o, r) for o in orgs for r in queue.work_queue(s, o.id, limit=n).rows]
+    for o, r in sorted(rows, key=lambda x: -x[1].case.priority)[:n]:
+        c = r.case
+        table.add_row(o.external_id, f"{c.priority:,.0f}", r.claim.external_id, r.payer.key, c.bucket,
+                      ", ".join(f"{x['group']}-{x['code']}".strip("-") for x in c.reasons),
+                      f"{c.amount_cents / 100:,.2f}", c.owner_role,
+                      str(min(d for d in (c.appeal_deadline, c.timely_filing_deadline) if d)
+                          if (c.appeal_deadline or c.timely_filing_deadline) else "-"))
+    return table
+
+
 @app.command()
 def demo(
     size: int = typer.Option(None, min=1, help="claims in the sandbox world"),
@@ -136,6 +156,7 @@ def demo(
                       f"{'yes' if cmp['case_claims_match'] else 'NO'}; by payer and CARC "
                       f"{'match' if cmp['by_payer_carc_match'] else 'DIFFER'} the ground truth "
                       f"({', '.join(f'{k} {v}' for k, v in cmp['by_payer_carc'].items())})  (portal-agent denials --demo)")
+        console.print(_queue_top(rt.Session))
         writes = sb.control.get("/control/writes").json()
         console.print(f"read-only: the portals received {len(writes)} state-changing requests beyond login, MFA "
                       f"and search; the guard blocked {summary.counts.get('blocked_actions', 0)}; evidence kept "
@@ -251,42 +272,73 @@ def evidence(
 
 @app.command()
 def denials(
-    role: str = typer.Option(None, help="only cases owned by this role (front_desk, coder, biller, ...)"),
-    person: int = typer.Option(None, help="only cases assigned to this person (id)"),
+    role: str = typer.Option(None, help="one role's queue (front_desk, coder, biller, ...)"),
+    person: int = typer.Option(None, help="one person's queue (id)"),
+    org: str = typer.Option(None, help="one organization (its id in the PMS); default: each"),
+    payer: str = typer.Option(None, help="only this payer (key)"),
+    bucket: str = typer.Option(None, help="only this root cause (eligibility, coding, ...)"),
+    within: int = typer.Option(None, min=0, help="only cases with a payer deadline within N days"),
+    min_amount: float = typer.Option(None, min=0, help="only cases of at least this many dollars"),
+    limit: int = typer.Option(50, min=1, max=500, help="cases per organization"),
     demo: bool = typer.Option(False, help="read the demo's store (what `portal-agent demo` left)"),
 ) -> None:
-    """Open denial and rejection cases, the earliest due first: bucket, owner, work SLA and payer deadlines."""
+    """The work queue: open denial and rejection cases, the one worth working next first (priority =
+    dollars at risk x odds of winning x urgency), with owner, work SLA and payer deadlines."""
+    from datetime import UTC, datetime
+
     from core.roles import PEOPLE_ROLES
     from portal_agent.runtime import Runtime
-    from store import cases, work
+    from store import queue, repo, work
+    from store.workflow.categorize import Bucket
+    from store.workflow.clocks import day_zero
 
     if role is not None and role not in PEOPLE_ROLES:
         raise typer.BadParameter(f"{role!r} is not a role ({', '.join(sorted(PEOPLE_ROLES))})", param_hint="--role")
+    if bucket is not None and bucket not in {b.value for b in Bucket}:
+        raise typer.BadParameter(f"{bucket!r} is not a root cause ({', '.join(b.value for b in Bucket)})",
+                                 param_hint="--bucket")
     configure(get_settings().log_level or "WARNING")
     settings = get_settings().model_copy()
     if demo:
         settings.data_dir, settings.database_url = settings.data_dir / "demo", ""
     rt = Runtime.start(settings)
+    shown = 0
     with rt.Session() as s:
-        rows = cases.open_cases(s, role=role, person_id=person)
-        names = {p.id: p.name for org_id in {c.org_id for c, _, _ in rows}
-                 for p in work.people(s, org_id, active_only=False)}
-    table = Table(title=f"open denial cases{f' of {role}' if role else ''}{f' of person {person}' if person else ''}")
-    for col in ("claim", "payer", "kind", "bucket", "reasons", "amount", "owner", "state", "SLA due",
-                "payer deadline"):
-        table.add_column(col, overflow="fold", no_wrap=col in ("claim", "SLA due", "payer deadline"))
-    for c, claim, payer in rows:
-        reasons = ", ".join(f"{x['group']}-{x['code']}".strip("-") for x in c.reasons)
-        owner = c.owner_role + (f": {names.get(c.owner_person_id, c.owner_person_id)}" if c.owner_person_id else "")
-        sla = " ".join(f"{what} {d}" for what, d in (("work", c.work_by), ("appeal", c.appeal_by),
-                                                     ("p2p", c.peer_to_peer_by)) if d)
-        deadline = " ".join(f"{what} {d}" for what, d in (("appeal", c.appeal_deadline),
-                                                          ("filing", c.timely_filing_deadline)) if d)
-        table.add_row(claim.external_id, payer.key, c.kind, f"{c.bucket} ({'hard' if c.hard else 'soft'})", reasons,
-                      f"{c.amount_cents / 100:,.2f}", owner, c.state + (" URGENT" if c.urgent_since else ""),
-                      sla or "-", deadline or "-")
-    console.print(table)
-    console.print(f"{len(rows)} open cases")
+        orgs = [o for o in repo.orgs_by_id(s).values() if org is None or o.external_id == org]
+        if org is not None and not orgs:
+            asyncio.run(rt.aclose())
+            raise typer.BadParameter(f"no organization {org!r}", param_hint="--org")
+        for o in orgs:
+            page = queue.work_queue(s, o.id, role=role, person_id=person, payer_key=payer, bucket=bucket,
+                                    deadline_within_days=within, today=day_zero(datetime.now(UTC), o.time_zone),
+                                    min_amount_cents=None if min_amount is None else round(min_amount * 100),
+                                    limit=limit)
+            if not page.rows:
+                continue
+            names = {p.id: p.name for p in work.people(s, o.id, active_only=False)}
+            title = f"{o.external_id} {o.name}: work queue" + (f" of {role}" if role else "") + (
+                f" of {names.get(person, person)}" if person else "")
+            table = Table(title=title)
+            for col in ("priority", "claim", "payer", "kind", "bucket", "reasons", "amount", "owner", "state",
+                        "SLA due", "payer deadline"):
+                table.add_column(col, overflow="fold", no_wrap=col in ("claim", "SLA due", "payer deadline"))
+            for r in page.rows:
+                c = r.case
+                reasons = ", ".join(f"{x['group']}-{x['code']}".strip("-") for x in c.reasons)
+                owner = c.owner_role + (f": {names.get(c.owner_person_id, c.owner_person_id)}"
+                                        if c.owner_person_id else "")
+                sla = " ".join(f"{what} {d}" for what, d in (("work", c.work_by), ("appeal", c.appeal_by),
+                                                             ("p2p", c.peer_to_peer_by)) if d)
+                deadline = " ".join(f"{what} {d}" for what, d in (("appeal", c.appeal_deadline),
+                                                                  ("filing", c.timely_filing_deadline)) if d)
+                table.add_row(f"{c.priority:,.0f}", r.claim.external_id, r.payer.key, c.kind,
+                              f"{c.bucket} ({'hard' if c.hard else 'soft'})", reasons, f"{c.amount_cents / 100:,.2f}",
+                              owner, c.state + (" URGENT" if c.urgent_since else ""), sla or "-", deadline or "-")
+            console.print(table)
+            shown += len(page.rows)
+            if page.next_cursor:
+                console.print(f"more cases behind these {limit} (--limit)")
+    console.print(f"{shown} open cases")
     asyncio.run(rt.aclose())
 
 

@@ -22,6 +22,22 @@ async def scheduled_sweep(portal_key: str | None = None) -> None:
         await rt.aclose()
 
 
+async def rescore() -> None:
+    """Recompute the open denial cases' priorities (a day closer to their deadlines: store/queue.py)."""
+    from datetime import UTC, datetime
+
+    from store import queue
+    from store.db import make_engine, migrate, session_factory
+
+    engine = make_engine(get_settings().resolved_database_url())
+    migrate(engine)
+    with session_factory(engine)() as s:
+        changed = queue.refresh(s, now=datetime.now(UTC))
+        s.commit()
+    log.info("priorities.refreshed", changed=changed)
+    engine.dispose()
+
+
 async def escalate() -> None:
     """Record the denial escalations that have fallen due (each once: store/escalations.py)."""
     from datetime import UTC, datetime

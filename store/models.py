@@ -14,6 +14,7 @@ from sqlalchemy import (
     Boolean,
     Date,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -264,7 +265,10 @@ class DenialCase(Base):
 
     __tablename__ = "denial_cases"
     __table_args__ = (UniqueConstraint("claim_id", "kind", "line_key"),
-                      Index("ix_denial_cases_work", "org_id", "state", "owner_role"))
+                      Index("ix_denial_cases_work", "org_id", "state", "owner_role"),
+                      # the work queues: a role's and a person's open cases by priority (store/queue.py)
+                      Index("ix_denial_cases_role_queue", "org_id", "owner_role", "priority", "id"),
+                      Index("ix_denial_cases_person_queue", "owner_person_id", "priority", "id"))
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     org_id: Mapped[int] = mapped_column(ForeignKey("organizations.id"))
     claim_id: Mapped[int] = mapped_column(ForeignKey("claims.id"), index=True)
@@ -292,6 +296,8 @@ class DenialCase(Base):
     appeal_deadline: Mapped[date | None] = mapped_column(Date)  # the payer's: last day to file an appeal
     timely_filing_deadline: Mapped[date | None] = mapped_column(Date)  # the payer's: last day to (re)file
     deadline_source: Mapped[str | None] = mapped_column(Text)  # which playbook figures, and their sources
+    # store/workflow/priority.py: dollars at risk x odds of winning x urgency, recomputed when an input changes
+    priority: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
     owner_role: Mapped[str] = mapped_column(String(32))
     owner_person_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"))
     last_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -10,7 +10,7 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from store import events
+from store import events, queue
 from store.models import Appeal, CaseEvent, Claim, DenialCase, Organization, Person
 from store.workflow.routing import RoutingError, parse_role
 from store.workflow.states import OUTCOMES, IllegalTransition, State, check_move
@@ -150,6 +150,8 @@ def _move(s: Session, case: DenialCase, target: State, *, at: datetime, actor: s
     if to in (State.WON, State.PARTIALLY_WON, State.WRITTEN_OFF):
         case.resolved_at, case.resolution, case.resolution_note = at, reason or to.value, note
     history(s, case, at, "state", before, to.value, actor, {"reason": reason} if reason else None)
+    if to in OUTCOMES:  # a decided case changes the odds of its payer x bucket: their open cases move
+        queue.refresh(s, now=at, org_id=case.org_id, payer_id=case_claim(case).payer_id, bucket=case.bucket)
     if case.resolved_at is not None:
         events.emit(s, case.org_id, events.DenialResolved(**case_ref(case), state=case.state,
                                                           resolution=case.resolution, by=actor))

@@ -62,3 +62,10 @@ def test_open_cases_by_role(store, monkeypatch):
     assert "filing 2027-01-31" in coder.output  # 90 days from the date of service
     bad = cli.invoke(app, ["denials", "--role", "janitor"])
     assert bad.exit_code != 0 and "--role" in bad.output
+    bad = cli.invoke(app, ["denials", "--bucket", "misc"])
+    assert bad.exit_code != 0 and "--bucket" in bad.output
+    assert "no organization" in cli.invoke(app, ["denials", "--org", "ORG9"]).output
+    # PCN-1 (coding, soft) is worth more than PCN-2 (eligibility): 150 x 0.85 vs 150 x 0.65, same deadline
+    ordered = cli.invoke(app, ["denials"]).output
+    assert ordered.index("PCN-1") < ordered.index("PCN-2")
+    assert "0 open cases" in cli.invoke(app, ["denials", "--min-amount", "151"]).output

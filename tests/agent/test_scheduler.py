@@ -52,7 +52,7 @@ async def test_the_escalation_job_is_registered_once_and_kept(tmp_path):
         assert drop_unlisted(sched, keep) == []
         job = sched.get_job(ESCALATE_ID)
         assert job.func_ref == ESCALATE_REF and job.trigger.interval.total_seconds() == minutes * 60
-        assert sorted(j.id for j in sched.get_jobs()) == [ESCALATE_ID, "sweep:all:nightly"]
+        assert sorted(j.id for j in sched.get_jobs()) == [ESCALATE_ID, "rescore:denials", "sweep:all:nightly"]
         sched.shutdown(wait=False)
 
 
@@ -66,6 +66,7 @@ async def test_the_escalation_job_records_due_escalations(tmp_path, monkeypatch)
     get_settings.cache_clear()
     try:
         await jobs.escalate()
+        await jobs.rescore()
         assert (tmp_path / "portal_agent.db").exists()
     finally:
         get_settings.cache_clear()
