@@ -84,24 +84,49 @@ def _denials_table(Session) -> Table:
     return t
 
 
+def _reasons_text(reasons: list[dict]) -> str:
+    """A case's reasons, each once with how many lines carry it: 'CO-11 x4, CO-97'."""
+    from collections import Counter
+
+    counts = Counter(f"{x['group']}-{x['code']}".strip("-") for x in reasons)
+    return ", ".join(k + (f" x{n}" if n > 1 else "") for k, n in counts.items())
+
+
 def _queue_top(Session, n: int = 5) -> Table:
     """The highest-priority open cases across the organizations' work queues (what billers open first)."""
-    from store import queue, repo
+    from datetime import UTC, datetime
 
-    table = Table(title=f"work queue: the top {n} cases to work next")
-    for col in ("org", "priority", "claim", "payer", "bucket", "reasons", "amount", "owner", "payer deadline"):
-        table.add_column(col)
+    from store import queue, repo
+    from store.workflow.clocks import day_zero
+
+    table = Table(title=f"work queue: the top {n} cases to work next (portal-agent denials --demo)",
+                  box=None, pad_edge=False, show_edge=False)
+    for col in ("priority", "claim", "payer", "amount", "payer deadline", "owner: why"):
+        table.add_column(col, justify="right" if col in ("priority", "amount") else "left",
+                         no_wrap=col != "owner: why", overflow="fold")
     with Session() as s:
         orgs = sorted(repo.orgs_by_id(s).values(), key=lambda o: o.external_id)
         rows = [(o, r) for o in orgs for r in queue.work_queue(s, o.id, limit=n).rows]
     for o, r in sorted(rows, key=lambda x: -x[1].case.priority)[:n]:
         c = r.case
-        table.add_row(o.external_id, f"{c.priority:,.0f}", r.claim.external_id, r.payer.key, c.bucket,
-                      ", ".join(f"{x['group']}-{x['code']}".strip("-") for x in c.reasons),
-                      f"{c.amount_cents / 100:,.2f}", c.owner_role,
-                      str(min(d for d in (c.appeal_deadline, c.timely_filing_deadline) if d)
-                          if (c.appeal_deadline or c.timely_filing_deadline) else "-"))
+        due = min((d for d in (c.appeal_deadline, c.timely_filing_deadline) if d), default=None)
+        left = (due - day_zero(datetime.now(UTC), o.time_zone)).days if due else None
+        table.add_row(f"{c.priority:,.0f}", r.claim.external_id, r.payer.key, f"{c.amount_cents / 100:,.2f}",
+                      "-" if due is None else f"{due:%m-%d} ({'today' if left == 0 else f'{left} d'})",
+                      _why(c))
     return table
+
+
+def _earliest(dates) -> str:
+    """The earliest of (label, date) pairs as 'label date', or '-'."""
+    due = [(d, what) for what, d in dates if d]
+    return f"{min(due)[1]} {min(due)[0]}" if due else "-"
+
+
+def _why(c) -> str:
+    """Who and why: 'coder: coding CO-11 x4', 'front_desk: demographic, rejected 33'."""
+    return f"{c.owner_role}: {c.bucket}" + (f", rejected {_reasons_text(c.reasons)}" if c.kind == "rejection"
+                                            else f" {_reasons_text(c.reasons)}")
 
 
 @app.command()
@@ -318,22 +343,17 @@ def denials(
             names = {p.id: p.name for p in work.people(s, o.id, active_only=False)}
             title = f"{o.external_id} {o.name}: work queue" + (f" of {role}" if role else "") + (
                 f" of {names.get(person, person)}" if person else "")
-            table = Table(title=title)
-            for col in ("priority", "claim", "payer", "kind", "bucket", "reasons", "amount", "owner", "state",
-                        "SLA due", "payer deadline"):
-                table.add_column(col, overflow="fold", no_wrap=col in ("claim", "SLA due", "payer deadline"))
+            table = Table(title=title, box=None, pad_edge=False, show_edge=False)
+            for col in ("priority", "claim", "payer", "amount", "SLA due", "payer deadline", "owner: why"):
+                table.add_column(col, justify="right" if col in ("priority", "amount") else "left",
+                                 no_wrap=col in ("priority", "claim", "payer", "amount"), overflow="fold")
             for r in page.rows:
                 c = r.case
-                reasons = ", ".join(f"{x['group']}-{x['code']}".strip("-") for x in c.reasons)
-                owner = c.owner_role + (f": {names.get(c.owner_person_id, c.owner_person_id)}"
-                                        if c.owner_person_id else "")
-                sla = " ".join(f"{what} {d}" for what, d in (("work", c.work_by), ("appeal", c.appeal_by),
-                                                             ("p2p", c.peer_to_peer_by)) if d)
-                deadline = " ".join(f"{what} {d}" for what, d in (("appeal", c.appeal_deadline),
-                                                                  ("filing", c.timely_filing_deadline)) if d)
-                table.add_row(f"{c.priority:,.0f}", r.claim.external_id, r.payer.key, c.kind,
-                              f"{c.bucket} ({'hard' if c.hard else 'soft'})", reasons, f"{c.amount_cents / 100:,.2f}",
-                              owner, c.state + (" URGENT" if c.urgent_since else ""), sla or "-", deadline or "-")
+                who = _why(c) + (f" ({names.get(c.owner_person_id, c.owner_person_id)})" if c.owner_person_id else "")
+                who += f" [{c.state}{' URGENT' if c.urgent_since else ''}]"
+                table.add_row(f"{c.priority:,.0f}", r.claim.external_id, r.payer.key, f"{c.amount_cents / 100:,.2f}",
+                              _earliest((("work", c.work_by), ("appeal", c.appeal_by), ("p2p", c.peer_to_peer_by))),
+                              _earliest((("appeal", c.appeal_deadline), ("filing", c.timely_filing_deadline))), who)
             console.print(table)
             shown += len(page.rows)
             if page.next_cursor:

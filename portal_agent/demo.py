@@ -131,9 +131,9 @@ def add_world(s, gt: dict, *, only: Collection[str] | None = None,
 
 # A billing team per practice, as an administrator would enter it: each role that owns denial work, a
 # supervisor and a manager (store/workflow/routing.py routes cases to these roles, then to a person).
-TEAM = (("Front desk", ["front_desk"]), ("Scheduling", ["scheduler"]), ("Coding", ["coder"]),
-        ("Billing", ["biller"]), ("Billing 2", ["biller"]), ("Clinical review", ["clinician"]),
-        ("Credentialing", ["credentialing"]), ("Supervisor", ["supervisor", "biller"]), ("Manager", ["manager"]))
+TEAM = (("Maya Ortiz", ["front_desk"]), ("Sam Lee", ["scheduler"]), ("Priya Shah", ["coder"]),
+        ("Tom Becker", ["biller"]), ("Lena Park", ["biller"]), ("Dr. Omar Hale", ["clinician"]),
+        ("Rosa Diaz", ["credentialing"]), ("Kim Nguyen", ["supervisor", "biller"]), ("Alex Moore", ["manager"]))
 
 
 def add_team(s, org: Organization) -> int:
@@ -142,7 +142,7 @@ def add_team(s, org: Organization) -> int:
         return 0
     at = datetime.now(UTC)
     for name, roles in TEAM:
-        work.add_person(s, org, f"{org.name} {name}", roles, at=at)
+        work.add_person(s, org, name, roles, at=at)
     return len(TEAM)
 
 

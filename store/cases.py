@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from core.claims import ClaimStatusResult
 from core.roles import Role
-from store import events, playbooks, queue, work
+from store import events, groups, playbooks, queue, work
 from store.models import CategoryOverride, Claim, Denial, DenialCase, Organization, Payer
 from store.workflow.categorize import Categorizer, Category, default_categorizer
 from store.workflow.clocks import (
@@ -150,6 +150,7 @@ def _open(s: Session, claim: Claim, r: ClaimStatusResult, kind: str, reasons: li
         owner_role=role.value, last_seen_at=r.observed_at)
     s.add(case)
     s.flush()
+    groups.join_group(s, case, claim)
     queue.rescore(s, case, payer.id, r.observed_at)
     _history(s, case, r.observed_at, "created", None, kind, detail={"bucket": case.bucket, "source": case.category_source})
     _history(s, case, r.observed_at, "routed", None, role.value, detail={"bucket": case.bucket})

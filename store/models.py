@@ -300,6 +300,7 @@ class DenialCase(Base):
     priority: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
     owner_role: Mapped[str] = mapped_column(String(32))
     owner_person_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"))
+    group_id: Mapped[int | None] = mapped_column(ForeignKey("denial_groups.id"), index=True)
     last_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     resolution: Mapped[str | None] = mapped_column(String(32))
@@ -322,6 +323,21 @@ class Appeal(Base):
     decided_on: Mapped[date | None] = mapped_column(Date)
     recovered_cents: Mapped[int | None] = mapped_column(BigInteger)
     filed_by: Mapped[str] = mapped_column(String(64))
+
+
+class DenialGroup(Base):
+    """Similar denials: the same payer, reason (CARC) and procedure (CPT) detected within a window of the
+    group's first. One fix or one batch appeal serves them all (store/groups.py)."""
+
+    __tablename__ = "denial_groups"
+    __table_args__ = (Index("ix_denial_groups_key", "org_id", "payer_id", "code", "cpt", "opened_on"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organizations.id"))
+    payer_id: Mapped[int] = mapped_column(ForeignKey("payers.id"))
+    code: Mapped[str] = mapped_column(String(16))  # the members' main CARC
+    cpt: Mapped[str] = mapped_column(String(16))
+    opened_on: Mapped[date] = mapped_column(Date)  # the first member's detection date (practice's zone)
+    window_days: Mapped[int] = mapped_column(Integer)
 
 
 class CategoryOverride(Base):
