@@ -182,6 +182,11 @@ def demo(
                       f"{'match' if cmp['by_payer_carc_match'] else 'DIFFER'} the ground truth "
                       f"({', '.join(f'{k} {v}' for k, v in cmp['by_payer_carc'].items())})  (portal-agent denials --demo)")
         console.print(_queue_top(rt.Session))
+        from store import kpis
+
+        with rt.Session() as s:
+            for o in sorted(repo.orgs_by_id(s).values(), key=lambda o: o.external_id):
+                console.print(f"KPIs {o.external_id}: {_headline(kpis.report(s, o.id))}  (portal-agent report --demo)")
         writes = sb.control.get("/control/writes").json()
         console.print(f"read-only: the portals received {len(writes)} state-changing requests beyond login, MFA "
                       f"and search; the guard blocked {summary.counts.get('blocked_actions', 0)}; evidence kept "
@@ -360,6 +365,88 @@ def denials(
                 console.print(f"more cases behind these {limit} (--limit)")
     console.print(f"{shown} open cases")
     asyncio.run(rt.aclose())
+
+
+def _pct(x) -> str:
+    return "-" if x is None else f"{x * 100:.1f}%"
+
+
+def _usd(cents) -> str:
+    return f"${(cents or 0) / 100:,.2f}"
+
+
+def _headline(r: dict) -> str:
+    top = r["top_reasons_by_dollars"][:1]
+    return (f"denial rate {_pct(r['denial_rate'])} of {r['claims']['adjudicated']} adjudicated claims; first-pass "
+            f"resolution {_pct(r['first_pass_resolution_rate'])}; {_usd(r['dollars_denied_cents'])} denied"
+            + (f" (most: {top[0]['reason']} {_usd(top[0]['dollars_cents'])})" if top else "")
+            + f"; never worked {_pct(r['never_worked_rate'])}; recovered {_usd(r['revenue_recovered_cents'])}")
+
+
+@app.command()
+def report(
+    org: str = typer.Option(None, help="one organization (its id in the PMS); default: each"),
+    since: str = typer.Option(None, help="from this date (YYYY-MM-DD): claims submitted, cases detected"),
+    until: str = typer.Option(None, help="before this date (YYYY-MM-DD)"),
+    as_json: bool = typer.Option(False, "--json", help="machine-readable, one object per organization"),
+    demo: bool = typer.Option(False, help="read the demo's store (what `portal-agent demo` left)"),
+) -> None:
+    """Denial KPIs and root causes: denial rates (by payer, provider, CPT), first-pass resolution, final
+    denial rate, rework days, appeal overturn rates, never worked, write-offs, recovered, A/R aging, top
+    reasons, trend by month."""
+    import json
+    from datetime import date
+
+    from portal_agent.runtime import Runtime
+    from store import kpis, repo
+
+    def day(value: str | None, hint: str) -> date | None:
+        try:
+            return None if value is None else date.fromisoformat(value)
+        except ValueError:
+            raise typer.BadParameter(f"{value!r} is not a date (YYYY-MM-DD)", param_hint=hint) from None
+
+    start, end = day(since, "--since"), day(until, "--until")
+    if start and end and end <= start:
+        raise typer.BadParameter("must be after --since", param_hint="--until")
+    configure(get_settings().log_level or "WARNING")
+    settings = get_settings().model_copy()
+    if demo:
+        settings.data_dir, settings.database_url = settings.data_dir / "demo", ""
+    rt = Runtime.start(settings)
+    with rt.Session() as s:
+        orgs = [o for o in sorted(repo.orgs_by_id(s).values(), key=lambda o: o.external_id)
+                if org is None or o.external_id == org]
+        reports = {o.external_id: (o, kpis.report(s, o.id, since=start, until=end)) for o in orgs}
+    asyncio.run(rt.aclose())
+    if org is not None and not orgs:
+        raise typer.BadParameter(f"no organization {org!r}", param_hint="--org")
+    if as_json:
+        typer.echo(json.dumps({k: r for k, (_, r) in reports.items()}, indent=2, sort_keys=True))
+        return
+    for key, (o, r) in reports.items():
+        console.print(f"[bold]{key} {o.name}[/bold]: {_headline(r)}")
+        t = Table(title="denial rate by payer", box=None)
+        for col in ("payer", "adjudicated", "denied", "rate"):
+            t.add_column(col)
+        for x in r["denial_rate_by_payer"]:
+            t.add_row(x["key"], str(x["adjudicated"]), str(x["denied"]), _pct(x["rate"]))
+        console.print(t)
+        t = Table(title="top denial reasons", box=None)
+        for col in ("reason", "count", "dollars"):
+            t.add_column(col)
+        for x in r["top_reasons_by_dollars"]:
+            t.add_row(x["reason"], str(x["count"]), _usd(x["dollars_cents"]))
+        console.print(t)
+        w = r["write_offs"]
+        aging = ", ".join(f"{b}: {v['claims']} ({_usd(v['billed_cents'])})" for b, v in r["ar_aging"].items())
+        console.print(f"final denial rate {_pct(r['final_denial_rate'])}; soft denials reworked in "
+                      f"{r['avg_days_to_rework_soft'] if r['avg_days_to_rework_soft'] is not None else '-'} days on "
+                      f"average; write-offs {w['cases']} ({_usd(w['dollars_cents'])}, {_pct(w['share_of_billed'])} of "
+                      f"billed); appeals decided {sum(x['decided'] for x in r['appeal_overturn_rate'])}")
+        console.print(f"A/R aging (not paid yet): {aging}")
+        console.print("by month: " + ", ".join(f"{x['month']} {x['denials']} denials {x['rejections']} rejections"
+                                              for x in r["trend_by_month"]))
 
 
 @app.command()

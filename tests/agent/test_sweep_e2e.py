@@ -18,6 +18,7 @@ from sqlalchemy import func, select, update
 from core.logging import configure
 from portal_agent.demo import compare_with_truth, onboard
 from portal_agent.runtime import Runtime
+from store import kpis, repo
 from store.models import CheckFailure, Claim, Denial, OutboxEvent, PortalAccount, StatusObservation, SweepRun
 from tests.waiting import until_sync
 from tests.worlds import sample_claims
@@ -53,6 +54,32 @@ async def test_full_sweep_finds_exactly_the_ground_truth(sandbox, onboarded, run
     assert cmp["status_matches"] == cmp["checked"]
     truth_denied = sum(1 for c in gt if c.get("denial_carcs"))
     assert cmp["carc_sets_match"] and cmp["found_denied_claims"] == cmp["truth_denied_claims"] == truth_denied > 5
+    assert cmp["case_claims_match"] and cmp["by_payer_carc_match"]
+    # the report (store/kpis.py) agrees with counts computed from the ground truth: denied claims by payer,
+    # denial reasons (a line x group x CARC each) and their dollars, the dollars denied
+    truth_reasons: Counter = Counter()
+    truth_dollars: Counter = Counter()
+    truth_by_payer: Counter = Counter(c["payer_id"] for c in gt if c.get("denial_carcs"))
+    for c in gt:
+        for line in c["lines"] if c.get("denial_carcs") else []:
+            for a in line.get("adjustments", []):
+                if a["carc"] in c["denial_carcs"]:
+                    truth_reasons[f"{a['group']}-{a['carc']}"] += 1
+                    truth_dollars[f"{a['group']}-{a['carc']}"] += round(float(a["amount"]) * 100)
+    with rt.Session() as s:
+        reports = [kpis.report(s, o.id, top=1000) for o in repo.orgs_by_id(s).values()]
+    found_reasons: Counter = Counter()
+    found_dollars: Counter = Counter()
+    found_by_payer: Counter = Counter()
+    for r in reports:
+        for x in r["top_reasons_by_count"]:
+            found_reasons[x["reason"]] += x["count"]
+            found_dollars[x["reason"]] += x["dollars_cents"]
+        for x in r["denial_rate_by_payer"]:
+            found_by_payer[x["key"]] += x["denied"]
+    assert found_reasons == truth_reasons and found_dollars == truth_dollars
+    assert +found_by_payer == truth_by_payer
+    assert sum(r["dollars_denied_cents"] for r in reports) == sum(truth_dollars.values())
     # one login per account, not per claim
     with rt.Session() as s:
         accounts = s.scalar(select(func.count(StatusObservation.account_id.distinct())))
