@@ -19,6 +19,7 @@ exclusive). Rates are fractions (0.05 = 5 %); money is integer cents. Definition
 
 from __future__ import annotations
 
+import time
 from datetime import date, timedelta
 from typing import Any
 
@@ -66,10 +67,25 @@ def _month(s: Session, column):
     return func.to_char(column, "YYYY-MM")
 
 
+class _Ticker:
+    """Seconds each KPI's queries took (bench/queue.py prints them)."""
+
+    def __init__(self, into: dict[str, float] | None) -> None:
+        self.into, self.t = into, time.perf_counter()
+
+    def __call__(self, name: str) -> None:
+        now = time.perf_counter()
+        if self.into is not None:
+            self.into[name] = self.into.get(name, 0.0) + now - self.t
+        self.t = now
+
+
 def report(s: Session, org_id: int, *, since: date | None = None, until: date | None = None,
-           today: date | None = None, top: int = 10) -> dict[str, Any]:
-    """Every KPI of the organization for the period, as plain data (the CLI prints it, --json dumps it)."""
+           today: date | None = None, top: int = 10, timings: dict[str, float] | None = None) -> dict[str, Any]:
+    """Every KPI of the organization for the period, as plain data (the CLI prints it, --json dumps it).
+    `timings`: filled with each KPI's query seconds."""
     today = today or date.today()
+    tick = _Ticker(timings)
     in_period = _claims(org_id, since, until).subquery()
     denied_claim = (select(DenialCase.claim_id).where(DenialCase.org_id == org_id, DenialCase.kind == "denial")
                     .distinct().subquery())
@@ -87,6 +103,7 @@ def report(s: Session, org_id: int, *, since: date | None = None, until: date | 
         func.coalesce(func.sum(Claim.billed_cents).filter(adjudicated), 0),
     ).where(Claim.id.in_(select(in_period.c.id)))).one()
     n_adj, n_denied, n_rejected, n_first_pass, billed = (int(x or 0) for x in row)
+    tick("denial_and_first_pass_rates")
 
     def denial_rate_by(column) -> list[dict]:
         q = (select(column, func.count().filter(adjudicated),
@@ -96,6 +113,11 @@ def report(s: Session, org_id: int, *, since: date | None = None, until: date | 
             q = q.join(Payer, Payer.id == Claim.payer_id)
         return [{"key": k, "adjudicated": a, "denied": d, "rate": _ratio(d, a)} for k, a, d in s.execute(q)]
 
+    by_payer = denial_rate_by(Payer.key)
+    tick("denial_rate_by_payer")
+    by_provider = denial_rate_by(Claim.billing_npi)
+    tick("denial_rate_by_provider")
+
     # CPT: service lines of adjudicated claims, denied when a denial reason names the line
     denied_line = select(Denial.id).where(Denial.claim_id == ClaimLine.claim_id, Denial.line_key == ClaimLine.line_no,
                                           Denial.kind == "denial").exists()
@@ -104,6 +126,7 @@ def report(s: Session, org_id: int, *, since: date | None = None, until: date | 
         .join(Claim, Claim.id == ClaimLine.claim_id)
         .where(Claim.id.in_(select(in_period.c.id)), adjudicated).group_by(ClaimLine.cpt).order_by(ClaimLine.cpt))]
 
+    tick("denial_rate_by_cpt")
     cases_q = _cases(org_id, since, until).subquery()
     c = cases_q.c
     final_lost, never_worked, n_cases, written_off_n, written_off_cents = (int(x or 0) for x in s.execute(select(
@@ -116,12 +139,14 @@ def report(s: Session, org_id: int, *, since: date | None = None, until: date | 
     dollars_denied = int(s.scalar(select(func.coalesce(func.sum(c.amount_cents), 0)).select_from(cases_q)
                                   .where(c.kind == "denial")) or 0)
 
+    tick("final_denial_never_worked_write_offs")
     reworked = (select(CaseEvent.case_id, func.min(CaseEvent.at).label("at")).where(
         CaseEvent.org_id == org_id, CaseEvent.kind == "state", CaseEvent.to_value == "corrected_resubmitted")
         .group_by(CaseEvent.case_id).subquery())
     avg_rework = s.scalar(select(func.avg(_days_between(s, reworked.c.at, c.detected_at))).select_from(cases_q)
                           .join(reworked, reworked.c.case_id == c.id).where(c.kind == "denial", c.hard.is_(False)))
 
+    tick("days_to_rework_soft")
     points = case((Appeal.outcome == "won", 1.0), (Appeal.outcome == "partially_won", 0.5), else_=0.0)
     overturn = [{"payer": p, "bucket": b, "decided": n, "overturn_rate": _ratio(float(w or 0), n)}
                 for p, b, n, w in s.execute(
@@ -133,6 +158,7 @@ def report(s: Session, org_id: int, *, since: date | None = None, until: date | 
     recovered = int(s.scalar(select(func.coalesce(func.sum(Appeal.recovered_cents), 0)).where(
         Appeal.org_id == org_id, Appeal.case_id.in_(select(c.id)))) or 0)
 
+    tick("appeal_overturn_and_recovered")
     cut = [today - timedelta(days=n) for n in (30, 60, 90)]
     bucket = case((Claim.submitted_on >= cut[0], literal("0-30")), (Claim.submitted_on >= cut[1], literal("31-60")),
                   (Claim.submitted_on >= cut[2], literal("61-90")), else_=literal(">90"))
@@ -141,16 +167,19 @@ def report(s: Session, org_id: int, *, since: date | None = None, until: date | 
         .where(Claim.id.in_(select(in_period.c.id)), (Claim.status_category.is_(None))
                | Claim.status_category.not_in(PAID)).group_by(bucket))}
 
+    tick("ar_aging")
     reasons = (select(Denial.group_code, Denial.reason_code, func.count(), func.sum(Denial.amount_cents))
                .join(DenialCase, DenialCase.id == Denial.case_id)
                .where(DenialCase.id.in_(select(c.id)), Denial.kind == "denial")
                .group_by(Denial.group_code, Denial.reason_code))
     rows = [{"reason": f"{g}-{r}", "count": n, "dollars_cents": int(v or 0)} for g, r, n, v in s.execute(reasons)]
+    tick("top_reasons")
     month = _month(s, c.detected_on)
     trend = [{"month": m, "denials": d, "rejections": r, "dollars_cents": int(v or 0)} for m, d, r, v in s.execute(
         select(month, func.count().filter(c.kind == "denial"), func.count().filter(c.kind == "rejection"),
                func.sum(c.amount_cents).filter(c.kind == "denial")).group_by(month).order_by(month))]
 
+    tick("trend_by_month")
     return {
         "period": {"since": since.isoformat() if since else None, "until": until.isoformat() if until else None},
         "claims": {"adjudicated": n_adj, "denied": n_denied, "rejected": n_rejected, "paid_first_pass": n_first_pass,
@@ -159,8 +188,8 @@ def report(s: Session, org_id: int, *, since: date | None = None, until: date | 
         "first_pass_resolution_rate": _ratio(n_first_pass, n_adj + n_rejected),
         "final_denial_rate": _ratio(final_lost, n_adj),
         "dollars_denied_cents": dollars_denied,
-        "denial_rate_by_payer": denial_rate_by(Payer.key),
-        "denial_rate_by_provider": denial_rate_by(Claim.billing_npi),
+        "denial_rate_by_payer": by_payer,
+        "denial_rate_by_provider": by_provider,
         "denial_rate_by_cpt": by_cpt,
         "avg_days_to_rework_soft": None if avg_rework is None else round(float(avg_rework), 2),
         "appeal_overturn_rate": overturn,

@@ -105,7 +105,7 @@ def work_queue(s: Session, org_id: int, *, role: str | None = None, person_id: i
                payer_key: str | None = None, bucket: str | None = None, deadline_within_days: int | None = None,
                min_amount_cents: int | None = None, today: date | None = None, cursor: str | None = None,
                limit: int = 50) -> QueuePage:
-    """Open cases of the organization (a role's, a person's), highest priority first (then oldest id), after
+    """Open cases of the organization (a role's, a person's), highest priority first (then newest), after
     `cursor`. `deadline_within_days`: a payer deadline (appeal or timely filing) on or before today + N."""
     if not 1 <= limit <= 500:
         raise QueueError("limit: between 1 and 500")
@@ -130,8 +130,10 @@ def work_queue(s: Session, org_id: int, *, role: str | None = None, person_id: i
         q = q.where(or_(DenialCase.appeal_deadline <= last, DenialCase.timely_filing_deadline <= last))
     if cursor is not None:
         p, i = _parse_cursor(cursor)
-        q = q.where(or_(DenialCase.priority < p, and_(DenialCase.priority == p, DenialCase.id > i)))
-    rows = [QueueRow(*r) for r in s.execute(q.order_by(DenialCase.priority.desc(), DenialCase.id).limit(limit + 1))]
+        q = q.where(or_(DenialCase.priority < p, and_(DenialCase.priority == p, DenialCase.id < i)))
+    # priority, then the newest case: both descending, so the queue indexes are read backwards, in order
+    rows = [QueueRow(*r) for r in s.execute(q.order_by(DenialCase.priority.desc(), DenialCase.id.desc())
+                                            .limit(limit + 1))]
     more = len(rows) > limit
     rows = rows[:limit]
     return QueuePage(rows, _cursor(rows[-1].case) if more else None)
