@@ -18,7 +18,7 @@ import httpx
 from core.config import get_settings
 from core.credentials import Credentials
 from store import accounts as acct_repo
-from store import cases, playbooks, repo, work
+from store import cases, playbooks, queue, repo, work
 from store.models import Organization, Payer
 
 REPO = Path(__file__).resolve().parent.parent
@@ -160,7 +160,8 @@ def compare_with_truth(Session, control: httpx.Client) -> dict:
     with Session() as s:
         claims = {c.external_id: c for c in repo.all_claims(s)}
         denials = repo.open_denials(s, kind="denial")
-        open_cases = [(c, claim, payer) for c, claim, payer in cases.open_cases(s) if c.kind == "denial"]
+        open_cases = [(r.case, r.claim, r.payer) for o in repo.orgs_by_id(s).values()
+                      for r in queue.all_open(s, o.id) if r.case.kind == "denial"]
         case_claims = {c.claim_id for c, _, _ in open_cases}
         # denials by payer and CARC, from the cases (a claim's CARC counted once)
         by_payer_carc = Counter((payer.key, code) for c, _, payer in open_cases

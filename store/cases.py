@@ -216,23 +216,6 @@ def _history(s: Session, case: DenialCase, at: datetime, kind: str, before: str 
     work.history(s, case, at, kind, before, after, actor, detail)
 
 
-def open_cases(s: Session, *, org_id: int | None = None, role: str | None = None,
-               person_id: int | None = None) -> list[tuple[DenialCase, Claim, Payer]]:
-    """Open cases (not resolved), the earliest due first: the payer's hard deadlines, then the work SLAs."""
-    q = (select(DenialCase, Claim, Payer).join(Claim, Claim.id == DenialCase.claim_id)
-         .join(Payer, Payer.id == Claim.payer_id).where(DenialCase.resolved_at.is_(None)))
-    if org_id is not None:
-        q = q.where(DenialCase.org_id == org_id)
-    if role is not None:
-        q = q.where(DenialCase.owner_role == role)
-    if person_id is not None:
-        q = q.where(DenialCase.owner_person_id == person_id)
-    rows = [tuple(r) for r in s.execute(q)]
-    far = date.max
-    return sorted(rows, key=lambda r: (min(d or far for d in (r[0].appeal_deadline, r[0].timely_filing_deadline,
-                                                               r[0].work_by, r[0].appeal_by)), r[0].id))
-
-
 def intake_counts(s: Session) -> dict[str, int]:
     """How many cases the store holds by kind, and how many lack a category, an owner or a clock (the demo's
     summary: all three must be 0)."""

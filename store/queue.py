@@ -101,6 +101,18 @@ def _parse_cursor(cursor: str) -> tuple[float, int]:
         raise QueueError("cursor: not a cursor this queue handed out") from None
 
 
+def all_open(s: Session, org_id: int, **filters) -> list[QueueRow]:
+    """Every open case of the organization's queue (page after page), for reports and the demo."""
+    rows: list[QueueRow] = []
+    cursor = None
+    while True:
+        page = work_queue(s, org_id, cursor=cursor, limit=500, **filters)
+        rows += page.rows
+        if page.next_cursor is None:
+            return rows
+        cursor = page.next_cursor
+
+
 def work_queue(s: Session, org_id: int, *, role: str | None = None, person_id: int | None = None,
                payer_key: str | None = None, bucket: str | None = None, deadline_within_days: int | None = None,
                min_amount_cents: int | None = None, today: date | None = None, cursor: str | None = None,
