@@ -88,7 +88,9 @@ def _reasons_text(reasons: list[dict]) -> str:
     """A case's reasons, each once with how many lines carry it: 'CO-11 x4, CO-97'."""
     from collections import Counter
 
-    counts = Counter(f"{x['group']}-{x['code']}".strip("-") for x in reasons)
+    from store.cases import reason_label
+
+    counts = Counter(map(reason_label, reasons))
     return ", ".join(k + (f" x{n}" if n > 1 else "") for k, n in counts.items())
 
 

@@ -48,6 +48,11 @@ class Reason:
                 "amount_cents": self.amount_cents}
 
 
+def reason_label(x: dict) -> str:
+    """A stored reason as people read it: 'CO-97'; a rejection's 277 status code alone: '33'."""
+    return f"{x['group']}-{x['code']}".strip("-")
+
+
 def reasons_of(seen: dict[tuple, dict]) -> dict[str, list[Reason]]:
     """repo.denial_keys(result) grouped by kind, largest dollars first (then line, group, code)."""
     out: dict[str, list[Reason]] = {}
@@ -174,8 +179,8 @@ def _update(s: Session, case: DenialCase, claim: Claim, r: ClaimStatusResult, re
     case.last_seen_at = r.observed_at
     now = [x.as_json() for x in reasons]
     if now != case.reasons:
-        before = ",".join(f"{x['group']}-{x['code']}".strip("-") for x in case.reasons)
-        after = ",".join(f"{x['group']}-{x['code']}".strip("-") for x in now)
+        before = ",".join(map(reason_label, case.reasons))
+        after = ",".join(map(reason_label, now))
         case.reasons = now
         case.amount_cents = sum(x.amount_cents for x in reasons)
         queue.rescore(s, case, claim.payer_id, r.observed_at)

@@ -53,17 +53,23 @@ def rescore(s: Session, c: DenialCase, payer_id: int, now: datetime) -> None:
     c.priority = score(c, payer_id, day_zero(now, c.time_zone), records)
 
 
-def refresh(s: Session, *, now: datetime, org_id: int | None = None, payer_id: int | None = None,
-            bucket: str | None = None) -> int:
-    """Recompute the open cases' priorities (all, or one organization's payer x bucket); returns how many
-    changed. The caller commits."""
-    q = select(DenialCase, Claim.payer_id).join(Claim, Claim.id == DenialCase.claim_id).where(OPEN)
+def _open_cases(columns, org_id: int | None, payer_id: int | None, bucket: str | None):
+    """Open cases joined to their claims (the priorities' and the queue's base), optionally narrowed."""
+    q = select(*columns).join(Claim, Claim.id == DenialCase.claim_id).where(OPEN)
     if org_id is not None:
         q = q.where(DenialCase.org_id == org_id)
     if payer_id is not None:
         q = q.where(Claim.payer_id == payer_id)
     if bucket is not None:
         q = q.where(DenialCase.bucket == bucket)
+    return q
+
+
+def refresh(s: Session, *, now: datetime, org_id: int | None = None, payer_id: int | None = None,
+            bucket: str | None = None) -> int:
+    """Recompute the open cases' priorities (all, or one organization's payer x bucket); returns how many
+    changed. The caller commits."""
+    q = _open_cases((DenialCase, Claim.payer_id), org_id, payer_id, bucket)
     records: dict[int, dict[tuple[int, str], Record]] = {}
     changed = 0
     for c, pid in s.execute(q):
@@ -125,16 +131,13 @@ def work_queue(s: Session, org_id: int, *, role: str | None = None, person_id: i
         raise QueueError("deadline_within_days: not negative")
     if min_amount_cents is not None and min_amount_cents < 0:
         raise QueueError("min_amount_cents: not negative")
-    q = (select(DenialCase, Claim, Payer).join(Claim, Claim.id == DenialCase.claim_id)
-         .join(Payer, Payer.id == Claim.payer_id).where(DenialCase.org_id == org_id, OPEN))
+    q = _open_cases((DenialCase, Claim, Payer), org_id, None, bucket).join(Payer, Payer.id == Claim.payer_id)
     if role is not None:
         q = q.where(DenialCase.owner_role == role)
     if person_id is not None:
         q = q.where(DenialCase.owner_person_id == person_id)
     if payer_key is not None:
         q = q.where(Payer.key == payer_key)
-    if bucket is not None:
-        q = q.where(DenialCase.bucket == bucket)
     if min_amount_cents is not None:
         q = q.where(DenialCase.amount_cents >= min_amount_cents)
     if deadline_within_days is not None:
